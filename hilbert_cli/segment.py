@@ -1,0 +1,249 @@
+"""`hilbert segment`: corpus folder -> one SegmentedDoc per document + the manifest, in the workspace.
+
+Per document: load the audio (16 kHz mono), then get timed words from
+  - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR;
+  - a plain .txt transcript: ASR word timings, with the transcript's words aligned onto them;
+  - no transcript: ASR words;
+and cut them with a strategy (cutting.py). A document's problem becomes one line in the result
+and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
+has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from . import cutting
+from .align import align_words
+from .asr import DEFAULT_ASR, load_asr, transcribe_cached
+from .audio import SAMPLE_RATE, file_sha256, load_audio
+from .corpus import Document, read_corpus
+from .errors import HilbertError
+from .transcripts import TRANSCRIPT_EXTENSIONS, Cue, read_transcript
+from .workspace import Manifest, Segment, SegmentedDoc, Workspace
+
+STRATEGIES = ("auto", "cues", "fixed")
+CUE_TOLERANCE = 0.5  # seconds a cue may run past the end of the audio before it is an error
+LOW_MATCH = 0.5  # warn when fewer aligned transcript words than this were heard by the ASR
+PAPER_WORDS, PAPER_SECONDS = 17, 6.47  # the paper corpus's mean segment
+
+
+@dataclass
+class SegmentSettings:
+    strategy: str = "auto"
+    target_words: int = 17
+    max_seconds: float = 15.0
+    window: float = 10.0  # seconds, strategy "fixed"
+    asr: str = DEFAULT_ASR
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+        if self.target_words < 1:
+            raise HilbertError(f"--target-words: must be at least 1, got {self.target_words}.")
+        if not self.max_seconds > 0:
+            raise HilbertError(f"--max-seconds: must be more than 0, got {self.max_seconds}.")
+        if not self.window > 0:
+            raise HilbertError(f"--window: must be more than 0 seconds, got {self.window}.")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegmentSettings":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Progress:
+    doc_id: str
+    doc_index: int  # 0-based position in the corpus
+    n_docs: int
+    fraction: float  # of this document done, 0..1
+
+
+@dataclass
+class DocStats:
+    doc_id: str
+    n_segments: int
+    n_words: int
+    seconds: float  # summed segment durations
+    duration: float  # of the recording
+    source: str
+    status: str  # "segmented" or "resumed"
+    asr: str  # "ran", "cached" or "none"
+
+
+@dataclass
+class SegmentResult:
+    workspace: str
+    documents: list[DocStats]
+    problems: list[str]  # one line per document left out: these make the command fail
+    warnings: list[str]  # worth a look, nothing left out
+    tasks: list[str]
+    settings: dict
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+    @property
+    def n_segments(self) -> int:
+        return sum(d.n_segments for d in self.documents)
+
+    @property
+    def mean_words(self) -> float:
+        return sum(d.n_words for d in self.documents) / max(self.n_segments, 1)
+
+    @property
+    def mean_seconds(self) -> float:
+        return sum(d.seconds for d in self.documents) / max(self.n_segments, 1)
+
+
+class _Transcriber:
+    """ASR through the transcript cache. The spec (and that its model is on this machine) is
+    checked at once; the weights load on first use."""
+
+    def __init__(self, spec: str, allow_download: bool):
+        self.engine = load_asr(spec, allow_download)
+
+    def words(self, audio, sha, cache_dir, progress):
+        if cache_dir is None:
+            return self.engine.transcribe(audio, progress), False
+        return transcribe_cached(self.engine, audio, sha, cache_dir, progress)
+
+
+def _timed_cues(transcript, duration: float, name: str):
+    cues = []
+    for c in transcript.cues:
+        if c.end > duration + CUE_TOLERANCE:
+            raise HilbertError(
+                f"{name}: cue {c.text[:30]!r} at {c.start:.2f}-{c.end:.2f} s runs past the end of the audio "
+                f"({duration:.2f} s); check that the transcript belongs to this recording."
+            )
+        if c.start < duration:
+            cues.append(Cue(c.start, min(c.end, duration), c.text))
+    return cues
+
+
+def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, cache_dir, sha: str,
+                 progress: Callable[[float], None]):
+    """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document."""
+    audio = load_audio(doc.audio)
+    duration = len(audio) / SAMPLE_RATE
+    transcript = read_transcript(doc.transcript) if doc.transcript else None
+    warnings, asr_state, cues = [], "none", None
+    if transcript is not None and transcript.timed:
+        cues = _timed_cues(transcript, duration, doc.transcript.name)
+        words, cue_ends = cutting.cue_words(cues)
+        source = "transcript"
+    else:
+        words, cached = asr.words(audio, sha, cache_dir, progress)
+        asr_state, cue_ends = ("cached" if cached else "ran"), set()
+        if transcript is not None:
+            aligned = align_words(transcript.words, words, duration)
+            if aligned.match_rate < LOW_MATCH:
+                warnings.append(
+                    f"{doc.transcript.name}: only {aligned.match_rate:.0%} of its words were heard in "
+                    f"{doc.audio.name}; check that the transcript belongs to this recording."
+                )
+            words, source = aligned.words, "transcript+asr-timing"
+        else:
+            source = "asr"
+    if not words:
+        raise HilbertError(f"{doc.audio.name}: no speech found in {duration:.1f} s of audio; check the recording and its transcript.")
+
+    strategy = settings.strategy
+    if strategy == "cues" and cues is None:
+        strategy = "auto"
+        warnings.append(f"{doc.doc_id}: no timed transcript, so --strategy cues fell back to auto for this document.")
+    if strategy == "cues":
+        spans = cutting.cue_spans(cues)
+    elif strategy == "fixed":
+        spans = cutting.fixed_spans(words, settings.window, duration)
+    else:
+        spans = cutting.auto_spans(words, settings.target_words, settings.max_seconds, cue_ends)
+    segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source)
+                for i, (s, e, text) in enumerate(spans)]
+    doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc))
+    seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings)
+    progress(1.0)
+    return seg_doc, warnings, asr_state
+
+
+def _transcript_key(doc: Document) -> dict:
+    if doc.transcript is None:
+        return {"transcript": None, "transcript_sha256": None}
+    return {"transcript": doc.transcript.name, "transcript_sha256": file_sha256(doc.transcript)}
+
+
+def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
+    return DocStats(d.doc_id, len(d.segments), sum(s.n_words for s in d.segments),
+                    sum(s.end - s.start for s in d.segments), d.duration,
+                    d.segments[0].source if d.segments else "-", status, asr)
+
+
+def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings) -> SegmentedDoc | None:
+    if not ws.segments_path(doc.doc_id).is_file():
+        return None
+    try:
+        old = ws.load_doc(doc.doc_id)
+    except HilbertError:
+        return None  # damaged: redo it
+    want = dict(asdict(settings), **_transcript_key(doc))
+    same = old.audio_sha256 == sha and all(old.settings.get(k) == v for k, v in want.items())
+    return old if same else None
+
+
+def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings: SegmentSettings,
+                   allow_download: bool = False, progress: Callable[[Progress], None] | None = None) -> SegmentResult:
+    corpus = read_corpus(corpus_dir)
+    root, ws_root = corpus.root.resolve(), workspace.root.resolve()
+    if ws_root == root or root in ws_root.parents:
+        raise HilbertError(
+            f"--workspace {workspace.root}: is inside the corpus folder {corpus.root}, which is never written to; "
+            "choose a workspace outside it."
+        )
+    asr = _Transcriber(settings.asr, allow_download)
+    problems, warnings, stats, documents = list(corpus.problems), [], [], {}
+    if not corpus.has_labels:
+        warnings.append(f"{corpus.root}: no labels.csv, so the documents have no labels; add one before `hilbert train`.")
+    n = len(corpus.documents)
+    for k, doc in enumerate(corpus.documents):
+        report = (lambda f, k=k, doc=doc: progress(Progress(doc.doc_id, k, n, f))) if progress else (lambda f: None)
+        report(0.0)
+        try:
+            sha = file_sha256(doc.audio)
+            seg_doc = _resumable(workspace, doc, sha, settings)
+            if seg_doc is not None:
+                stats.append(_stats(seg_doc, "resumed", "none"))
+                report(1.0)
+            else:
+                seg_doc, doc_warnings, asr_state = _segment_one(doc, settings, asr, workspace.transcripts_dir, sha, report)
+                warnings += doc_warnings
+                workspace.write_doc(seg_doc)
+                stats.append(_stats(seg_doc, "segmented", asr_state))
+        except HilbertError as e:
+            problems.append(str(e))
+            continue
+        documents[doc.doc_id] = {"audio": seg_doc.audio_path, "audio_sha256": sha,
+                                 "subject": doc.subject, "labels": doc.labels}
+    workspace.write_manifest(Manifest(str(root), documents, corpus.tasks, asdict(settings)))
+    return SegmentResult(str(workspace.root), stats, problems, warnings, corpus.tasks, asdict(settings))
+
+
+def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: str | os.PathLike | None = None,
+                      allow_download: bool = False) -> SegmentedDoc:
+    """Segment ONE recording outside any corpus (for `predict`), with stored `settings`; a transcript
+    with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed."""
+    audio_path = Path(audio_path)
+    if not audio_path.is_file():
+        raise HilbertError(f"{audio_path}: no such audio file.")
+    beside = [p for p in audio_path.parent.iterdir()
+              if p.stem == audio_path.stem and p.suffix.lower() in TRANSCRIPT_EXTENSIONS and p.is_file()]
+    if len(beside) > 1:
+        raise HilbertError(f"{audio_path}: several transcripts beside it ({', '.join(sorted(p.name for p in beside))}); keep one.")
+    s = SegmentSettings.from_dict(settings)
+    doc = Document(audio_path.stem, audio_path, beside[0] if beside else None)
+    seg_doc, _, _ = _segment_one(doc, s, _Transcriber(s.asr, allow_download), cache_dir, file_sha256(audio_path), lambda f: None)
+    return seg_doc
