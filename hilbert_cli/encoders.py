@@ -1,0 +1,350 @@
+"""Frozen encoders behind one interface (s3prl-style).
+
+Audio encoders take a whole document's 16 kHz audio plus its segment spans and return one pooled vector
+per segment (`embed_segments`); internally each turns the document into a sequence of frames at
+`frame_rate` Hz and pools the frames inside each span (`pool_frames`). Text encoders embed a list of
+texts (`embed_texts`). Encoders are built by `load_encoder` from a backbone that backbones.py has
+already located on this machine; nothing here touches the network.
+"""
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .backbones import (CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE, SPECTROGRAM,
+                        ResolvedBackbone, _EGEMAPS_MISSING)
+from .errors import HilbertError
+
+POOLINGS = ("mean", "mean+std")
+CPU_THREADS = 2  # CTranslate2 threads: this project's machines have 2 cores
+
+WHISPER_WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's encoder sees exactly 30-s windows
+WHISPER_MEL_FRAMES = 3000  # 10-ms mel frames per window
+WHISPER_FRAME_RATE = 50.0  # encoder frames per second (the conv front end halves 100 Hz)
+WHISPER_WINDOW_BATCH = 4  # windows encoded together
+
+HF_CHUNK_SECONDS = 30  # long documents go through wav2vec2-style models in chunks, to bound memory
+HF_CONTEXT_SECONDS = 5  # extra audio on each side of a chunk, so frames near chunk edges see context
+HF_BATCH = 2  # equal-length chunks per forward pass
+
+MEL_BANDS, MEL_N_FFT, MEL_HOP = 80, 400, 160  # 25-ms windows every 10 ms
+EGEMAPS_MIN_SECONDS = 0.5  # openSMILE functionals need some signal; shorter spans are widened
+
+
+def pool_frames(frames: np.ndarray, frame_rate: float, spans, pooling: str = "mean") -> np.ndarray:
+    """Pool frames (N, d) whose frame i is centred at (i + 0.5) / frame_rate s into one vector per
+    span [start, end): mean, or mean and standard deviation side by side. A span holding no frame
+    centre takes the frame nearest its midpoint."""
+    if pooling not in POOLINGS:
+        raise HilbertError(f"--pooling: unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
+    n, d = frames.shape
+    out = np.zeros((len(spans), 2 * d if pooling == "mean+std" else d), dtype=np.float32)
+    if n == 0:
+        return out
+    for s, (start, end) in enumerate(spans):
+        lo = max(0, math.ceil(start * frame_rate - 0.5))
+        hi = min(n, math.ceil(end * frame_rate - 0.5))
+        if hi <= lo:  # shorter than a frame: its nearest frame
+            lo = min(n - 1, max(0, int((start + end) / 2 * frame_rate)))
+            hi = lo + 1
+        x = frames[lo:hi].astype(np.float64)
+        out[s, :d] = x.mean(axis=0)
+        if pooling == "mean+std":
+            out[s, d:] = x.std(axis=0)
+    return out
+
+
+class AudioEncoder:
+    kind = "audio"
+    frame_rate: float = WHISPER_FRAME_RATE
+
+    def __init__(self, resolved: ResolvedBackbone):
+        self.name = resolved.name
+        self.fingerprint = resolved.fingerprint
+        self.calls = 0  # forward passes run; lets tests prove a cached run did no model work
+
+    def frames(self, audio: np.ndarray, layer: int | None = None) -> np.ndarray:
+        """(N, dimension) float32 frames of the whole document at `frame_rate` Hz."""
+        raise NotImplementedError
+
+    def embed_segments(self, audio: np.ndarray, spans, layer: int | None = None, pooling: str = "mean") -> np.ndarray:
+        """One vector per (start, end) span, in seconds, of the document `audio` (16 kHz mono float32)."""
+        return pool_frames(self.frames(audio, layer), self.frame_rate, spans, pooling)
+
+
+class _WhisperWindows(AudioEncoder):
+    """Whisper: cut the document into consecutive 30-s windows (the last one zero-padded), encode the
+    windows in batches, and concatenate their frames, so each segment is pooled from the windows it spans.
+    Subclasses give `window_features` (n_mels, 3000) and `encode_windows` (B, n_mels, 3000) -> (B, 1500, d)."""
+
+    def window_features(self, window: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_windows(self, features: np.ndarray, layer: int | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def frames(self, audio, layer=None):
+        n_windows = max(1, math.ceil(len(audio) / WHISPER_WINDOW_SAMPLES))
+        out = []
+        for first in range(0, n_windows, WHISPER_WINDOW_BATCH):
+            batch = []
+            for w in range(first, min(first + WHISPER_WINDOW_BATCH, n_windows)):
+                window = audio[w * WHISPER_WINDOW_SAMPLES:(w + 1) * WHISPER_WINDOW_SAMPLES]
+                window = np.pad(window, (0, WHISPER_WINDOW_SAMPLES - len(window)))
+                batch.append(self.window_features(window))
+            out.append(self.encode_windows(np.stack(batch).astype(np.float32), layer))
+            self.calls += 1
+        frames = np.concatenate(out).reshape(-1, out[0].shape[-1])
+        return frames[: max(1, math.ceil(len(audio) / SAMPLE_RATE * self.frame_rate))]
+
+
+class CT2WhisperEncoder(_WhisperWindows):
+    """CTranslate2 Whisper (int8) through faster-whisper: fast on CPU; only the last layer is exposed."""
+
+    def __init__(self, resolved):
+        super().__init__(resolved)
+        from faster_whisper import WhisperModel
+
+        self.model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+        self.dimension = self.encode_windows(np.zeros((1, self.model.model.n_mels, WHISPER_MEL_FRAMES), np.float32), None).shape[-1]
+
+    def window_features(self, window):
+        return self.model.feature_extractor(window)[:, :WHISPER_MEL_FRAMES]
+
+    def encode_windows(self, features, layer):
+        return np.array(self.model.encode(features), dtype=np.float32)
+
+
+class _TorchLayers:
+    """Picks --layer out of a tuple of hidden states (0 = input embeddings, last = encoder output)."""
+
+    @staticmethod
+    def pick(hidden_states, layer, name):
+        n = len(hidden_states) - 1
+        if not -(n + 1) <= layer <= n:
+            raise HilbertError(f"--layer {layer}: {name} has layers 0 (input embeddings) to {n}; pick one of those.")
+        return hidden_states[layer]
+
+
+class OpenAIWhisperEncoder(_WhisperWindows):
+    """An openai-whisper checkpoint (.pt with dims + model_state_dict), encoder only."""
+
+    def __init__(self, resolved):
+        super().__init__(resolved)
+        import whisper
+
+        self.whisper = whisper
+        self.model = whisper.load_model(str(resolved.path), device="cpu").eval()
+        self.dimension = self.model.dims.n_audio_state
+        self.n_mels = self.model.dims.n_mels
+
+    def window_features(self, window):
+        return self.whisper.log_mel_spectrogram(window, self.n_mels).numpy()[:, :WHISPER_MEL_FRAMES]
+
+    def encode_windows(self, features, layer):
+        import torch
+        import torch.nn.functional as F
+
+        enc = self.model.encoder
+        with torch.inference_mode():
+            x = F.gelu(enc.conv2(F.gelu(enc.conv1(torch.from_numpy(features)))))
+            x = x.permute(0, 2, 1) + enc.positional_embedding
+            states = [x]
+            for block in enc.blocks:
+                x = block(x)
+                states.append(x)
+            states[-1] = enc.ln_post(x)  # the last layer is the encoder's output, as in transformers
+            x = states[-1] if layer is None else _TorchLayers.pick(states, layer, self.name)
+        return x.float().numpy()
+
+
+class HFWhisperEncoder(_WhisperWindows):
+    """A transformers Whisper checkpoint folder, encoder only."""
+
+    def __init__(self, resolved):
+        super().__init__(resolved)
+        from transformers import AutoFeatureExtractor, WhisperModel
+
+        self.extractor = AutoFeatureExtractor.from_pretrained(str(resolved.path), local_files_only=True)
+        self.encoder = WhisperModel.from_pretrained(str(resolved.path), local_files_only=True).get_encoder().eval()
+        self.dimension = self.encoder.config.d_model
+
+    def window_features(self, window):
+        return self.extractor(window, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features[0]
+
+    def encode_windows(self, features, layer):
+        import torch
+
+        with torch.inference_mode():
+            out = self.encoder(torch.from_numpy(features), output_hidden_states=layer is not None)
+            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name)
+        return x.float().numpy()
+
+
+class HFAudioEncoder(AudioEncoder):
+    """wav2vec2 / HuBERT / wav2vec2-Conformer and kin, through the checkpoint's own feature extractor.
+
+    A long document is cut into 30-s chunks, each run with 5 s of context on both sides and keeping only
+    its own frames; chunks of equal length are batched, so no chunk is ever padded and the attention-mask
+    question (some checkpoints must not get one) never changes a vector."""
+
+    def __init__(self, resolved):
+        super().__init__(resolved)
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        self.extractor = AutoFeatureExtractor.from_pretrained(str(resolved.path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(resolved.path), local_files_only=True).eval()
+        cfg = self.model.config
+        self.stride = int(np.prod(cfg.conv_stride))  # samples per frame (320 = 20 ms)
+        self.receptive = int(sum((k - 1) * int(np.prod(cfg.conv_stride[:i])) for i, k in enumerate(cfg.conv_kernel)) + 1)
+        self.frame_rate = SAMPLE_RATE / self.stride
+        self.dimension = cfg.hidden_size
+
+    def _forward(self, inputs: list[np.ndarray], layer):
+        import torch
+
+        feats = self.extractor(inputs, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                               return_attention_mask=bool(getattr(self.extractor, "return_attention_mask", False)))
+        kwargs = {"attention_mask": feats["attention_mask"]} if "attention_mask" in feats else {}
+        with torch.inference_mode():
+            out = self.model(feats["input_values"], output_hidden_states=layer is not None, **kwargs)
+            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name)
+        self.calls += 1
+        return x.float().numpy()
+
+    def frames(self, audio, layer=None):
+        chunk, ctx = HF_CHUNK_SECONDS * SAMPLE_RATE, HF_CONTEXT_SECONDS * SAMPLE_RATE  # both multiples of the stride
+        audio = np.pad(audio, (0, max(0, self.receptive - len(audio))))
+        jobs = []  # (input start sample, core first frame, core end frame, input audio)
+        for c0 in range(0, len(audio), chunk):
+            s0, s1 = max(0, c0 - ctx), min(len(audio), c0 + chunk + ctx)
+            piece = audio[s0:s1]
+            if len(piece) < self.receptive:
+                piece = np.pad(piece, (0, self.receptive - len(piece)))
+            jobs.append((s0, c0 // self.stride, (c0 + chunk) // self.stride, piece))
+        results = {}
+        by_length: dict[int, list[int]] = {}
+        for j, job in enumerate(jobs):
+            by_length.setdefault(len(job[3]), []).append(j)
+        for idx in by_length.values():
+            for b in range(0, len(idx), HF_BATCH):
+                part = idx[b:b + HF_BATCH]
+                for j, x in zip(part, self._forward([jobs[j][3] for j in part], layer)):
+                    results[j] = x
+        out = []
+        for j, (s0, f0, f1, _) in enumerate(jobs):
+            first = f0 - s0 // self.stride  # this chunk's own frames within its output
+            out.append(results[j][first:first + (f1 - f0)])
+        return np.concatenate(out)
+
+
+class SpectrogramEncoder(AudioEncoder):
+    """Log-mel frames (80 bands, 25-ms windows every 10 ms); pooling gives log-mel statistics."""
+
+    frame_rate = SAMPLE_RATE / MEL_HOP
+    dimension = MEL_BANDS
+    _BLOCK = 6000  # frames per STFT block (1 minute), to bound memory on long documents
+
+    def __init__(self, resolved):
+        super().__init__(resolved)
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        self.filters = FeatureExtractor.get_mel_filters(SAMPLE_RATE, MEL_N_FFT, n_mels=MEL_BANDS).astype(np.float32)
+        self.window = np.hanning(MEL_N_FFT + 1)[:-1].astype(np.float32)
+
+    def frames(self, audio, layer=None):
+        padded = np.pad(audio, (MEL_N_FFT // 2, MEL_N_FFT // 2))  # frame i centred on sample i * hop
+        n = 1 + (len(padded) - MEL_N_FFT) // MEL_HOP
+        out = np.empty((n, MEL_BANDS), np.float32)
+        for b in range(0, n, self._BLOCK):
+            idx = np.arange(b, min(n, b + self._BLOCK))[:, None] * MEL_HOP + np.arange(MEL_N_FFT)
+            power = np.abs(np.fft.rfft(padded[idx] * self.window, axis=1)) ** 2
+            out[b:b + len(idx)] = np.log(power @ self.filters.T + 1e-10)
+        self.calls += 1
+        return out
+
+
+class EGeMAPSEncoder(AudioEncoder):
+    """openSMILE eGeMAPSv02 functionals (88 values) per segment; pooling does not apply (they are statistics)."""
+
+    dimension = 88
+
+    def __init__(self, resolved):
+        try:
+            import opensmile
+        except ImportError:
+            raise HilbertError(_EGEMAPS_MISSING) from None
+        super().__init__(resolved)
+        self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                     feature_level=opensmile.FeatureLevel.Functionals)
+
+    def embed_segments(self, audio, spans, layer=None, pooling="mean"):
+        if pooling not in POOLINGS:
+            raise HilbertError(f"--pooling: unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
+        out = np.zeros((len(spans), self.dimension), np.float32)
+        half = EGEMAPS_MIN_SECONDS / 2
+        for s, (start, end) in enumerate(spans):
+            if end - start < EGEMAPS_MIN_SECONDS:
+                mid = (start + end) / 2
+                start, end = mid - half, mid + half
+            a, b = max(0, int(start * SAMPLE_RATE)), min(len(audio), int(end * SAMPLE_RATE))
+            piece = audio[a:b] if b - a >= SAMPLE_RATE * EGEMAPS_MIN_SECONDS / 2 else np.pad(audio[a:b], (0, SAMPLE_RATE // 2))
+            out[s] = np.nan_to_num(self.smile.process_signal(piece, SAMPLE_RATE).to_numpy()[0])
+            self.calls += 1
+        return out
+
+
+class TextEncoder:
+    """A sentence-transformers model (each model keeps its own pooling and normalisation)."""
+
+    kind = "text"
+    batch_size = 64
+
+    def __init__(self, resolved: ResolvedBackbone):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = resolved.name
+        self.fingerprint = resolved.fingerprint
+        self.model = SentenceTransformer(str(resolved.path), device="cpu", local_files_only=True)
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = dim()
+        self.calls = 0
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+
+_ENCODERS = {
+    CT2_WHISPER: CT2WhisperEncoder,
+    OPENAI_WHISPER: OpenAIWhisperEncoder,
+    HF_WHISPER: HFWhisperEncoder,
+    HF_AUDIO: HFAudioEncoder,
+    SPECTROGRAM: SpectrogramEncoder,
+    EGEMAPS: EGeMAPSEncoder,
+    SENTENCE: TextEncoder,
+}
+
+
+def _quiet_hub_progress() -> None:
+    """Loading local weights needs no 'Loading weights' bars from transformers / huggingface_hub."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
+def load_encoder(resolved: ResolvedBackbone):
+    """Build the encoder for a backbone already located on this machine (backbones.resolve_backbone)."""
+    if resolved.loader in (HF_AUDIO, HF_WHISPER, SENTENCE):
+        _quiet_hub_progress()
+    try:
+        return _ENCODERS[resolved.loader](resolved)
+    except (OSError, ValueError, RuntimeError) as e:  # unreadable / incompatible weights
+        where = resolved.path if resolved.path is not None else resolved.model
+        raise HilbertError(f"backbone {resolved.name}: cannot load the model at {where} ({e}); check the files or pick another backbone.") from None

@@ -1,0 +1,118 @@
+"""Tiny randomly initialised models, saved the way a user's real checkpoints are, so the tests run the
+real by-path loading code (transformers, sentence-transformers, openai-whisper) in seconds."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from hilbert_cli.audio import SAMPLE_RATE, file_sha256
+from hilbert_cli.workspace import Manifest, Segment, SegmentedDoc, Workspace
+
+WORDS = "the a and of to in is was it that i you he she we they said yes no well so very good bad day night".split()
+
+
+def _seed():
+    import torch
+
+    torch.manual_seed(0)
+
+
+def hubert_dir(root: Path) -> Path:
+    """2-layer HuBERT, feature extractor without attention mask (like hubert-large-ls960-ft)."""
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    _seed()
+    cfg = HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                       conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
+    path = root / "tiny-hubert"
+    HubertModel(cfg).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=False).save_pretrained(path)
+    return path
+
+
+def wav2vec2_dir(root: Path) -> Path:
+    """2-layer stable-layer-norm wav2vec2 whose feature extractor asks for an attention mask (like -lv60-self)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    _seed()
+    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                         conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32,
+                         feat_extract_norm="layer", do_stable_layer_norm=True)
+    path = root / "tiny-wav2vec2"
+    Wav2Vec2Model(cfg).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(path)
+    return path
+
+
+def hf_whisper_dir(root: Path) -> Path:
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    _seed()
+    cfg = WhisperConfig(d_model=16, encoder_layers=2, encoder_attention_heads=2, decoder_layers=1,
+                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80,
+                        max_source_positions=1500, max_target_positions=32, vocab_size=100,
+                        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    path = root / "tiny-hf-whisper"
+    WhisperModel(cfg).save_pretrained(path)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(path)
+    return path
+
+
+def openai_whisper_file(root: Path) -> Path:
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    _seed()
+    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=2,
+                           n_vocab=100, n_text_ctx=16, n_text_state=16, n_text_head=2, n_text_layer=1)
+    path = root / "tiny-whisper.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    return path
+
+
+def sentence_dir(root: Path) -> Path:
+    """A 2-layer BERT with a word-level vocabulary and mean pooling, saved as a sentence-transformers folder."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    _seed()
+    hf = root / "tiny-bert-hf"
+    hf.mkdir(parents=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(vocab_file=str(hf / "vocab.txt")).save_pretrained(hf)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(hf)
+    word = Transformer(str(hf), max_seq_length=64)
+    path = root / "tiny-sbert"
+    SentenceTransformer(modules=[word, Pooling(word.get_word_embedding_dimension(), "mean")]).save(str(path))
+    return path
+
+
+def make_workspace(root: Path, durations=(40.0, 12.0), seg_len=5.0, gap=1.0) -> Workspace:
+    """A workspace with one document per duration: noisy tones as audio, segments every seg_len+gap s."""
+    rng = np.random.default_rng(0)
+    ws = Workspace(root / "ws")
+    docs = {}
+    for k, dur in enumerate(durations):
+        doc_id = f"P{k:03d}"
+        t = np.arange(int(dur * SAMPLE_RATE)) / SAMPLE_RATE
+        wav = 0.1 * np.sin(2 * np.pi * (150 + 40 * k) * t) + 0.02 * rng.standard_normal(t.size)
+        path = root / f"{doc_id}.wav"
+        sf.write(path, wav.astype(np.float32), SAMPLE_RATE)
+        segs, start, i = [], 0.0, 0
+        while start + 0.5 < dur:
+            text = " ".join(rng.choice(WORDS, size=8))
+            segs.append(Segment(doc_id, i, start, min(dur, start + seg_len), text, "transcript"))
+            start, i = start + seg_len + gap, i + 1
+        sha = file_sha256(path)
+        ws.write_doc(SegmentedDoc(doc_id, str(path.resolve()), sha, dur, segs))
+        docs[doc_id] = {"audio": str(path.resolve()), "audio_sha256": sha, "subject": None, "labels": {}}
+    ws.write_manifest(Manifest(str(root), docs, [], {}))
+    return ws
