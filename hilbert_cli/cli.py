@@ -44,6 +44,73 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @app.command()
+def embed(
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder layer to pool (0 = input embeddings; default the last)."),
+    pooling: str = typer.Option("mean", "--pooling", help="Pooling of encoder frames inside a segment: mean or mean+std."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Embed every segment with a frozen audio and text encoder; vectors are cached, so re-running costs nothing.
+
+    Example: hilbert embed --audio whisper-tiny --text minilm -w ./hilbert-work
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .embed import embed_corpus
+    from .workspace import Workspace
+
+    ws = Workspace(workspace)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        tasks = {}
+
+        def on_progress(stage: str, done: int, total: int):
+            if stage not in tasks:
+                unit = "documents" if stage == "audio" else "segments"
+                tasks[stage] = bar.add_task(f"{stage} ({audio if stage == 'audio' else text}): {unit}", total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress)
+
+    table = Table(title=f"embeddings in {ws.embeddings_dir}")
+    for col in ("documents", "segments", "audio: computed / cached", "text: computed / cached", "dims (audio, text)", "time"):
+        table.add_column(col, justify="right")
+    table.add_row(str(r.docs), str(r.segments), f"{r.audio_computed} / {r.audio_cached}", f"{r.text_computed} / {r.text_cached}",
+                  f"{r.audio_dim}, {r.text_dim}", f"{r.seconds:.1f} s")
+    console.print(table)
+    if r.audio_seconds:
+        console.print(f"{r.audio_seconds / 60:.1f} min of audio embedded at {r.realtime_factor:.0f}x real time.")
+    else:
+        console.print("Everything was cached: no model was run.")
+    if r.corrupt:
+        console.print(f"[yellow]warning:[/] {r.corrupt} damaged cache file(s) were found and recomputed.")
+
+
+@app.command()
+def backbones():
+    """List the audio and text encoders, their aliases, and whether each is usable offline now.
+
+    Example: hilbert backbones
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .backbones import DEFAULT_AUDIO, DEFAULT_TEXT, available_backbones
+
+    table = Table(title="backbones (any Hugging Face model id or local model folder works too)")
+    for col in ("alias", "kind", "model", "dimension", "usable offline now"):
+        table.add_column(col)
+    for row in available_backbones():
+        alias = f"{row.alias} (default)" if row.alias in (DEFAULT_AUDIO, DEFAULT_TEXT) else row.alias
+        table.add_row(alias, row.kind, escape(row.model), str(row.dimension or "?"),
+                      "[green]yes[/]" if row.offline else "[red]no[/] (--allow-download)")
+    console.print(table)
+
+
+@app.command()
 def segment(
     corpus: Path = typer.Argument(..., help="Corpus folder: audio, optional same-stem transcripts, labels.csv."),
     strategy: str = typer.Option("auto", "--strategy", help="auto (sentences and pauses), cues (the timed transcript's cues) or fixed (windows)."),
