@@ -120,11 +120,13 @@ class _TorchLayers:
     """Picks --layer out of a tuple of hidden states (0 = input embeddings, last = encoder output)."""
 
     @staticmethod
-    def pick(hidden_states, layer, name):
+    def pick(hidden_states, layer, name, last):
+        """hidden_states[layer], except that the last layer is always the encoder's output `last` (some
+        models apply a final layer norm that not every hidden-states tuple includes)."""
         n = len(hidden_states) - 1
         if not -(n + 1) <= layer <= n:
             raise HilbertError(f"--layer {layer}: {name} has layers 0 (input embeddings) to {n}; pick one of those.")
-        return hidden_states[layer]
+        return last if layer % (n + 1) == n else hidden_states[layer]
 
 
 class OpenAIWhisperEncoder(_WhisperWindows):
@@ -155,7 +157,7 @@ class OpenAIWhisperEncoder(_WhisperWindows):
                 x = block(x)
                 states.append(x)
             states[-1] = enc.ln_post(x)  # the last layer is the encoder's output, as in transformers
-            x = states[-1] if layer is None else _TorchLayers.pick(states, layer, self.name)
+            x = states[-1] if layer is None else _TorchLayers.pick(states, layer, self.name, states[-1])
         return x.float().numpy()
 
 
@@ -178,7 +180,7 @@ class HFWhisperEncoder(_WhisperWindows):
 
         with torch.inference_mode():
             out = self.encoder(torch.from_numpy(features), output_hidden_states=layer is not None)
-            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name)
+            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name, out.last_hidden_state)
         return x.float().numpy()
 
 
@@ -209,7 +211,7 @@ class HFAudioEncoder(AudioEncoder):
         kwargs = {"attention_mask": feats["attention_mask"]} if "attention_mask" in feats else {}
         with torch.inference_mode():
             out = self.model(feats["input_values"], output_hidden_states=layer is not None, **kwargs)
-            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name)
+            x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name, out.last_hidden_state)
         self.calls += 1
         return x.float().numpy()
 

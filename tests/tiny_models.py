@@ -78,7 +78,10 @@ def openai_whisper_file(root: Path) -> Path:
 def sentence_dir(root: Path) -> Path:
     """A 2-layer BERT with a word-level vocabulary and mean pooling, saved as a sentence-transformers folder."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizer
 
     _seed()
@@ -91,7 +94,8 @@ def sentence_dir(root: Path) -> Path:
                          intermediate_size=32, max_position_embeddings=64)).save_pretrained(hf)
     word = Transformer(str(hf), max_seq_length=64)
     path = root / "tiny-sbert"
-    SentenceTransformer(modules=[word, Pooling(word.get_word_embedding_dimension(), "mean")]).save(str(path))
+    width = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    SentenceTransformer(modules=[word, Pooling(width(), "mean")]).save(str(path))
     return path
 
 
