@@ -1,0 +1,421 @@
+"""`hilbert demo-data DIR`: a synthetic interview corpus whose ground truth is known.
+
+Every document is an interview: a fixed interviewer voice asks questions, the interviewee answers.
+Two hidden factors are drawn per document, independently of everything else:
+  mood     (words only)  the answers come from the positive or the negative sentence bank;
+                         the voice knows nothing of it.
+  prosody  (voice only)  "typical" speech (fast, high, lively pitch) or "slowed" speech (slow, low,
+                         flat); the words are drawn without looking at it.
+  spectrum (both)        a 4-class label, a deterministic function of the two factors with priors
+                         40/30/20/10 %, so neither modality alone can tell all four classes apart.
+Per-subject timbre (an eSpeak male variant), loudness, noise and word gaps vary within class, so a
+model has to learn the factor rather than a fingerprint. The recordings come in the formats a real
+corpus has (wav and flac, 22.05/24/44.1 kHz, mono and stereo) and the transcripts as a mix of plain
+text, timed cues (.srt/.vtt/.TextGrid/.json, times from the synthesis) and none (to be transcribed).
+Deterministic under `seed`: the same seed writes the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import demo_text
+from .atomic import atomic_save, atomic_write_json, atomic_write_text
+from .errors import HilbertError
+from .tts import synthesize_native
+
+MIN_DOCS = 8  # fewer cannot hold every spectrum class and every file format
+MIN_SECONDS = 5.0  # shortest document length accepted (seconds)
+MARKER_DIR = ".hilbert-demo"  # hidden, so the corpus reader skips it
+TRUTH_FILE = "truth.json"  # in MARKER_DIR: what was generated, the ground truth of every document
+
+TASKS = ("mood", "prosody", "spectrum")
+# spectrum class -> (mood, prosody, prior); priors are imbalanced on purpose
+SPECTRUM = {
+    "none": ("positive", "typical", 0.40),
+    "mild": ("negative", "typical", 0.30),
+    "moderate": ("positive", "slowed", 0.20),
+    "severe": ("negative", "slowed", 0.10),
+}
+
+
+@dataclass(frozen=True)
+class ProsodyClass:
+    """eSpeak parameter ranges of one prosody class (drawn uniformly per document)."""
+
+    rate_wpm: tuple[int, int]
+    pitch: tuple[int, int]  # eSpeak 0-99
+    pitch_range: tuple[int, int]  # eSpeak 0-99, 0 = monotone
+
+
+PROSODY = {
+    "typical": ProsodyClass(rate_wpm=(180, 210), pitch=(55, 70), pitch_range=(55, 75)),
+    "slowed": ProsodyClass(rate_wpm=(115, 140), pitch=(20, 35), pitch_range=(10, 25)),
+}
+SPEAKER_VARIANTS = ("m1", "m2", "m3", "m4", "m6", "m7")  # interviewee timbre, one per subject
+INTERVIEWER = dict(voice="en-us+f2", rate_wpm=170, pitch=50, pitch_range=50)
+MOOD_SHARE = 0.75  # share of answer sentences from the mood bank; the rest are neutral
+# (extension, sample rate Hz, channels), cycled over the documents in a shuffled order
+AUDIO_FORMATS = (("wav", 22050, 1), ("flac", 44100, 2), ("wav", 24000, 2),
+                 ("flac", 22050, 1), ("wav", 44100, 1), ("flac", 24000, 1))
+TRANSCRIPT_KINDS = ("txt", "txt", "srt", "vtt", "TextGrid", "json", None, None)  # None: no transcript
+SILENCE_LEVEL = 0.003  # |sample| below this counts as silence when trimming a synthesised sentence
+LEAD_IN = (0.3, 0.8)  # seconds of silence before the first question
+PAUSE_IN_ANSWER = (0.25, 0.6)  # seconds between sentences of one answer
+PAUSE_AFTER_QUESTION = (0.5, 1.0)
+PAUSE_BETWEEN_TURNS = (0.7, 1.3)
+END_SILENCE = 0.5  # seconds after the last sentence
+ROOM_FOR_ANSWER = 3.0  # seconds a question needs after it for at least one answer
+NOISE_DBFS = (-55.0, -45.0)  # background noise level, uniform per document
+PEAK = (0.5, 0.9)  # peak amplitude after gain, uniform per document
+
+
+@dataclass
+class DemoDoc:
+    doc_id: str
+    subject: str
+    labels: dict[str, str]
+    voice: dict  # eSpeak settings of the interviewee
+    audio: str  # file name
+    sample_rate: int
+    channels: int
+    transcript: str | None  # file name, None = no transcript (to be transcribed)
+    target_seconds: float
+    duration: float = 0.0
+    text: str = ""  # everything said, in order
+    cues: list[dict] = field(default_factory=list)  # {start, end, speaker, text} per sentence
+    words: list[list] = field(default_factory=list)  # [word, start, end] per word
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    n_docs: int
+    total_seconds: float
+    label_counts: dict[str, dict[str, int]]  # task -> label -> documents
+    audio_formats: dict[str, int]  # e.g. "flac 44100 Hz stereo" -> documents
+    transcripts: dict[str, int]  # transcript format ("none" = to be transcribed) -> documents
+
+
+def _quota(n: int, priors: list[float]) -> list[int]:
+    """Largest-remainder rounding of n * priors (exact class counts, so proportions hold for small n)."""
+    raw = np.asarray(priors) * n
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def _spread(rng: np.random.Generator, n: int, options: tuple) -> list:
+    """Each option about equally often, in random order (independent of the labels)."""
+    reps = -(-n // len(options))
+    return [options[i] for i in rng.permutation(np.tile(np.arange(len(options)), reps))[:n]]
+
+
+def plan_corpus(n_docs: int, seed: int, min_seconds: float, max_seconds: float) -> list[DemoDoc]:
+    """Labels, voices, formats and lengths of every document (cheap; synthesis comes later)."""
+    rng = np.random.default_rng(seed)
+    classes = list(SPECTRUM)
+    spectrum = np.repeat(classes, _quota(n_docs, [SPECTRUM[c][2] for c in classes]))[rng.permutation(n_docs)]
+    formats = _spread(rng, n_docs, AUDIO_FORMATS)
+    transcripts = _spread(rng, n_docs, TRANSCRIPT_KINDS)
+    n_subjects = -(-n_docs // 2)
+    variants = [SPEAKER_VARIANTS[i] for i in rng.permutation(np.arange(n_subjects) % len(SPEAKER_VARIANTS))]
+    docs = []
+    for i in range(n_docs):
+        mood, prosody, _ = SPECTRUM[spectrum[i]]
+        p = PROSODY[prosody]
+        voice = dict(
+            voice=f"en-us+{variants[i // 2]}",
+            rate_wpm=int(rng.integers(*p.rate_wpm, endpoint=True)),
+            pitch=int(rng.integers(*p.pitch, endpoint=True)),
+            pitch_range=int(rng.integers(*p.pitch_range, endpoint=True)),
+            volume=int(rng.integers(80, 120, endpoint=True)),
+            word_gap_ms=int(rng.choice([0, 0, 10, 20])),
+        )
+        ext, rate, channels = formats[i]
+        doc_id = f"P{i + 1:03d}"
+        docs.append(DemoDoc(
+            doc_id=doc_id, subject=f"S{i // 2 + 1:02d}",
+            labels={"mood": mood, "prosody": prosody, "spectrum": str(spectrum[i])}, voice=voice,
+            audio=f"{doc_id}.{ext}", sample_rate=rate, channels=channels,
+            transcript=f"{doc_id}.{transcripts[i]}" if transcripts[i] else None,
+            target_seconds=round(float(rng.uniform(min_seconds, max_seconds)), 2),
+        ))
+    return docs
+
+
+def _sentence(rng: np.random.Generator, mood: str) -> str:
+    bank = demo_text.BANKS[mood] if rng.random() < MOOD_SHARE else demo_text.NEUTRAL
+    opener, clause = demo_text.OPENERS[rng.integers(len(demo_text.OPENERS))], bank[rng.integers(len(bank))]
+    s = opener + clause
+    return s[0].upper() + s[1:]
+
+
+def _speak(text: str, **voice) -> tuple[np.ndarray, list, int]:
+    """Synthesise one sentence, trimmed of eSpeak's leading and trailing silence."""
+    samples, rate, words = synthesize_native(text, **voice)
+    x = samples.astype(np.float32) / 32768.0
+    loud = np.flatnonzero(np.abs(x) > SILENCE_LEVEL)
+    a, b = (loud[0], loud[-1] + 1) if loud.size else (0, len(x))
+    shift = a / rate
+    words = [[w.word, max(w.start - shift, 0.0), min(max(w.end - shift, 0.0), (b - a) / rate)] for w in words]
+    return x[a:b], words, rate
+
+
+def render_doc(doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Synthesise `doc` (fills duration, text, cues, words): mono float32 audio at eSpeak's rate.
+
+    Turns (a question, then 2-5 answer sentences) are added until the document reaches its target
+    length; a sentence that would push it past `max_seconds` ends it instead, once it has `min_seconds`."""
+    rng = np.random.default_rng([seed, index])
+    pieces: list[np.ndarray] = []
+    t = 0.0  # seconds so far
+
+    def fits(pause: float, clip: tuple, reserve: float = 0.0) -> bool:
+        return t < min_seconds or t + pause + len(clip[0]) / clip[2] + reserve + END_SILENCE <= max_seconds
+
+    def add(pause: float, clip: tuple, text: str, speaker: str) -> None:
+        nonlocal t
+        x, words, rate = clip
+        pieces.append(np.zeros(int(round(pause * rate)), np.float32))
+        start = t + len(pieces[-1]) / rate
+        pieces.append(x)
+        t = start + len(x) / rate
+        doc.cues.append(dict(start=round(start, 3), end=round(t, 3), speaker=speaker, text=text))
+        doc.words += [[w, round(start + a, 3), round(start + b, 3)] for w, a, b in words]
+
+    questions = rng.permutation(len(demo_text.QUESTIONS))
+    done = False
+    for turn in range(10_000):
+        pause = rng.uniform(*(PAUSE_BETWEEN_TURNS if turn else LEAD_IN))
+        text = demo_text.QUESTIONS[questions[turn % len(questions)]]
+        clip = _speak(text, **INTERVIEWER)
+        if turn and not fits(pause, clip, reserve=ROOM_FOR_ANSWER):
+            break
+        add(pause, clip, text, "interviewer")
+        for k in range(int(rng.integers(2, 5, endpoint=True))):
+            pause = rng.uniform(*(PAUSE_IN_ANSWER if k else PAUSE_AFTER_QUESTION))
+            # small per-sentence jitter around the document's voice, as in real speech
+            voice = dict(doc.voice, rate_wpm=doc.voice["rate_wpm"] + int(rng.integers(-4, 5)),
+                         pitch=int(np.clip(doc.voice["pitch"] + rng.integers(-2, 3), 0, 99)))
+            text = _sentence(rng, doc.labels["mood"])
+            clip = _speak(text, **voice)
+            if turn and not fits(pause, clip):
+                done = True
+                break
+            add(pause, clip, text, "interviewee")
+            if t >= doc.target_seconds:
+                done = True
+                break
+        if done:
+            break
+    rate = clip[2]
+    pieces.append(np.zeros(int(round(END_SILENCE * rate)), np.float32))
+    audio = np.concatenate(pieces)
+    audio *= rng.uniform(*PEAK) / max(float(np.abs(audio).max()), 1e-9)
+    doc.duration = round(len(audio) / rate, 3)
+    doc.text = "\n".join(_turn_lines(doc.cues))
+    return audio, rate
+
+
+def _turn_lines(cues: list[dict]) -> list[str]:
+    """One line per speaker turn: what a plain transcript looks like."""
+    lines: list[list[str]] = []
+    for i, c in enumerate(cues):
+        if i == 0 or c["speaker"] != cues[i - 1]["speaker"]:
+            lines.append([])
+        lines[-1].append(c["text"])
+    return [" ".join(line) for line in lines]
+
+
+def _to_file_audio(audio: np.ndarray, rate: int, doc: DemoDoc, seed: int, index: int) -> np.ndarray:
+    """Resample to the document's file rate, add background noise, make stereo when asked."""
+    import soxr
+
+    rng = np.random.default_rng([seed, index, 1])
+    x = soxr.resample(audio, rate, doc.sample_rate, quality="HQ") if doc.sample_rate != rate else audio
+    noise = 10 ** (rng.uniform(*NOISE_DBFS) / 20)
+    channels = [x + noise * rng.standard_normal(len(x)).astype(np.float32)]
+    if doc.channels == 2:  # a second microphone further away: quieter, its own noise
+        channels.append(x * rng.uniform(0.6, 0.9) + noise * rng.standard_normal(len(x)).astype(np.float32))
+    return np.clip(np.stack(channels, axis=1), -1.0, 1.0)
+
+
+# --- transcript files -------------------------------------------------------------------------
+def _clock(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+
+
+def _srt(cues: list[dict]) -> str:
+    return "".join(f"{i}\n{_clock(c['start'], ',')} --> {_clock(c['end'], ',')}\n{c['text']}\n\n"
+                   for i, c in enumerate(cues, start=1))
+
+
+def _vtt(cues: list[dict]) -> str:
+    return "WEBVTT\n\n" + "".join(f"{_clock(c['start'], '.')} --> {_clock(c['end'], '.')}\n{c['text']}\n\n" for c in cues)
+
+
+def _textgrid(cues: list[dict], duration: float) -> str:
+    """Praat long text format, one interval tier; pauses are empty intervals (tiers must be contiguous)."""
+    intervals, t = [], 0.0
+    for c in cues:
+        if c["start"] > t:
+            intervals.append((t, c["start"], ""))
+        intervals.append((c["start"], c["end"], c["text"]))
+        t = c["end"]
+    if duration > t:
+        intervals.append((t, duration, ""))
+    head = (f'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = {duration}\ntiers? <exists>\n'
+            f'size = 1\nitem []:\n    item [1]:\n        class = "IntervalTier"\n        name = "utterances"\n'
+            f'        xmin = 0\n        xmax = {duration}\n        intervals: size = {len(intervals)}\n')
+    body = "".join(
+        f'        intervals [{i}]:\n            xmin = {a}\n            xmax = {b}\n            text = "{s.replace(chr(34), 2 * chr(34))}"\n'
+        for i, (a, b, s) in enumerate(intervals, start=1))
+    return head + body
+
+
+def transcript_text(doc: DemoDoc) -> str:
+    fmt = Path(doc.transcript).suffix.lower()
+    if fmt == ".txt":
+        return doc.text + "\n"
+    if fmt == ".srt":
+        return _srt(doc.cues)
+    if fmt == ".vtt":
+        return _vtt(doc.cues)
+    if fmt == ".textgrid":
+        return _textgrid(doc.cues, doc.duration)
+    return json.dumps([{k: c[k] for k in ("start", "end", "text")} for c in doc.cues], indent=1) + "\n"
+
+
+# --- the folder -------------------------------------------------------------------------------
+def _previous_files(out_dir: Path) -> list[str]:
+    """Files of an earlier demo corpus in `out_dir` (to replace); refuse a folder holding anything else."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HilbertError(f"{out_dir}: exists and is not a folder; give a new or empty folder for the demo corpus.")
+    present = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) if out_dir.is_dir() else []
+    truth = out_dir / MARKER_DIR / TRUTH_FILE
+    known: list[str] = []
+    if truth.is_file():
+        try:
+            known = list(json.loads(truth.read_text(encoding="utf-8"))["files"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise HilbertError(f"{truth}: damaged demo-corpus record; delete {out_dir} or choose another folder.") from None
+    foreign = [name for name in present if name not in known]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise HilbertError(
+            f"{out_dir}: the folder is not empty and is not a demo corpus (it holds {shown}); "
+            "choose a new or empty folder."
+        )
+    return known
+
+
+def _readme(docs: list[DemoDoc], seed: int) -> str:
+    counts = {t: Counter(d.labels[t] for d in docs) for t in TASKS}
+    fmt = lambda t: ", ".join(f"{k} {v}" for k, v in sorted(counts[t].items()))  # noqa: E731
+    cells = "\n".join(f"    {c:<9} = mood {m}, prosody {p}  (prior {q:.0%})" for c, (m, p, q) in SPECTRUM.items())
+    prosody = "\n".join(f"    {k:<8} rate {v.rate_wpm[0]}-{v.rate_wpm[1]} words/min, pitch {v.pitch[0]}-{v.pitch[1]}, "
+                        f"pitch range {v.pitch_range[0]}-{v.pitch_range[1]} (eSpeak 0-99 scales)"
+                        for k, v in PROSODY.items())
+    return f"""Synthetic interview corpus written by `hilbert demo-data` (seed {seed}).
+
+{len(docs)} interviews, {sum(d.duration for d in docs) / 60:.1f} minutes in all, two per subject (column
+`subject`). Speech synthesised offline with eSpeak NG: an interviewer (one fixed voice) asks questions,
+the interviewee answers. Labels in labels.csv; the ground truth is known by construction:
+
+mood      carried by the WORDS only: the answers come from a positive or a negative sentence
+          bank ({MOOD_SHARE:.0%} of sentences; the rest are neutral). The voice does not depend on it.
+          Expected: text-only models find it, audio-only models do not.  Counts: {fmt("mood")}
+prosody   carried by the VOICE only: speaking rate, pitch and pitch range differ by class; the
+          words are drawn without looking at it. Expected: audio-only finds it, text-only does not.
+{prosody}
+          Counts: {fmt("prosody")}
+spectrum  4 imbalanced classes, a function of both factors; needs words AND voice:
+{cells}
+          Counts: {fmt("spectrum")}
+
+Varying within every class, independently of the labels: the interviewee's timbre (an eSpeak male
+variant per subject), loudness, background noise, pauses, word gaps, document length.
+Files: audio as wav or flac at 22.05, 24 or 44.1 kHz, mono or stereo; transcripts as plain .txt
+(the exact words), timed .srt/.vtt/.TextGrid/.json (one cue per sentence, times from the synthesis),
+or none (`hilbert segment` transcribes those). {MARKER_DIR}/{TRUTH_FILE} holds everything that was
+generated: each document's voice settings, full text, sentence cues and word times.
+Try:  hilbert segment DIR  then  hilbert evaluate --task mood,prosody,spectrum
+"""
+
+
+def make_demo_corpus(
+    out_dir: str | os.PathLike, n_docs: int = 60, seed: int = 0, min_seconds: float = 30.0,
+    max_seconds: float = 90.0, progress: Callable[[int, int], None] | None = None,
+) -> DemoResult:
+    """Write the demo corpus into `out_dir` (new, empty, or an earlier demo corpus, which is replaced).
+
+    progress(done, total) is called after each document."""
+    import soundfile as sf
+
+    if n_docs < MIN_DOCS:
+        raise HilbertError(f"--n-docs: at least {MIN_DOCS} documents are needed (every class and format once), got {n_docs}.")
+    if not MIN_SECONDS <= min_seconds <= max_seconds:
+        raise HilbertError(
+            f"--min-seconds/--max-seconds: need {MIN_SECONDS:g} <= min <= max, got {min_seconds:g} and {max_seconds:g}."
+        )
+    out_dir = Path(out_dir)
+    previous = _previous_files(out_dir)
+    docs = plan_corpus(n_docs, seed, min_seconds, max_seconds)
+    files = ["labels.csv", "README.md"] + [d.audio for d in docs] + [d.transcript for d in docs if d.transcript]
+    truth = out_dir / MARKER_DIR / TRUTH_FILE
+    # record first what this run may write, so an interrupted run can be re-run into the same folder
+    atomic_write_json(truth, {"complete": False, "files": sorted(set(previous) | set(files))})
+    for name in sorted(set(previous) - set(files)):
+        (out_dir / name).unlink(missing_ok=True)
+
+    for i, doc in enumerate(docs):
+        audio, rate = render_doc(doc, seed, i, min_seconds, max_seconds)
+        data = _to_file_audio(audio, rate, doc, seed, i)
+        fmt = "FLAC" if doc.audio.endswith(".flac") else "WAV"
+        atomic_save(out_dir / doc.audio, lambda f: sf.write(f, data, doc.sample_rate, format=fmt, subtype="PCM_16"))
+        if doc.transcript:
+            atomic_write_text(out_dir / doc.transcript, transcript_text(doc))
+        if progress is not None:
+            progress(i + 1, n_docs)
+
+    buf = io.StringIO()
+    buf.write("id,subject," + ",".join(TASKS) + "\n")
+    for d in docs:
+        buf.write(f"{d.doc_id},{d.subject}," + ",".join(d.labels[t] for t in TASKS) + "\n")
+    atomic_write_text(out_dir / "labels.csv", buf.getvalue())
+    atomic_write_text(out_dir / "README.md", _readme(docs, seed))
+    atomic_write_json(truth, {
+        "complete": True, "generator": "hilbert demo-data", "seed": seed, "n_docs": n_docs,
+        "min_seconds": min_seconds, "max_seconds": max_seconds, "files": sorted(files),
+        "documents": {d.doc_id: asdict(d) for d in docs},
+    })
+    return DemoResult(
+        out_dir=out_dir, n_docs=n_docs, total_seconds=round(sum(d.duration for d in docs), 2),
+        label_counts={t: dict(sorted(Counter(d.labels[t] for d in docs).items())) for t in TASKS},
+        audio_formats=dict(sorted(Counter(
+            f"{Path(d.audio).suffix[1:]} {d.sample_rate} Hz {'stereo' if d.channels == 2 else 'mono'}" for d in docs
+        ).items())),
+        transcripts=dict(sorted(Counter(Path(d.transcript).suffix[1:] if d.transcript else "none" for d in docs).items())),
+    )
+
+
+def load_truth(corpus_dir: str | os.PathLike) -> dict:
+    """The ground-truth record of a demo corpus (for tests and benchmarks): doc_id -> DemoDoc fields."""
+    path = Path(corpus_dir) / MARKER_DIR / TRUTH_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HilbertError(f"{path}: not found; {corpus_dir} is not a corpus written by `hilbert demo-data`.") from None
+    if not record.get("complete"):
+        raise HilbertError(f"{corpus_dir}: the demo corpus was not finished; run `hilbert demo-data {corpus_dir}` again.")
+    return record["documents"]
