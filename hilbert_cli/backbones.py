@@ -104,11 +104,8 @@ def _bundled_path(alias: str) -> Path:
 
 
 def _openai_whisper_file(model: str, allow_download: bool) -> Path:
-    import whisper
-
-    url = whisper._MODELS[model]
-    root = Path(os.getenv("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"
-    target = root / os.path.basename(url)
+    root = Path(os.getenv("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"  # openai-whisper's own cache
+    target = root / f"{model}.pt"
     if target.is_file():
         return target
     if not allow_download:
@@ -116,7 +113,9 @@ def _openai_whisper_file(model: str, allow_download: bool) -> Path:
             f"backbone: the weights of openai-whisper {model!r} are not on this machine ({target}); "
             f"run again with --allow-download to fetch them once."
         )
-    return Path(whisper._download(url, str(root), in_memory=False))
+    import whisper  # only now: importing it imports torch
+
+    return Path(whisper._download(whisper._MODELS[model], str(root), in_memory=False))
 
 
 def _hf_snapshot(model_id: str, allow_download: bool) -> Path:

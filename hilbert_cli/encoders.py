@@ -107,7 +107,14 @@ class CT2WhisperEncoder(_WhisperWindows):
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
-        self.dimension = self.encode_windows(np.zeros((1, self.model.model.n_mels, WHISPER_MEL_FRAMES), np.float32), None).shape[-1]
+        self._dimension = None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:  # CTranslate2 does not say; one silent window tells (only when asked)
+            silent = np.zeros((1, self.model.model.n_mels, WHISPER_MEL_FRAMES), np.float32)
+            self._dimension = int(self.encode_windows(silent, None).shape[-1])
+        return self._dimension
 
     def window_features(self, window):
         return self.model.feature_extractor(window)[:, :WHISPER_MEL_FRAMES]
