@@ -120,8 +120,9 @@ class MoE(nn.Module):
             logits = logits.masked_fill(logits < kth, NEG)
         gates = torch.softmax(logits, dim=-1)
         h = self.drop(F.relu(torch.einsum("bi,kio->bko", x, self.weights[0]) + self.biases[0]))  # (B, K, h1)
-        for w, b in zip(self.weights[1:], self.biases[1:]):
-            h = self.drop(F.relu(torch.einsum("bki,kio->bko", h, w) + b))
+        for i in range(1, len(self.weights)):  # index, never slice: a sliced ParameterList re-wraps
+            # its tensors as new leaves, which would cut the graph under torch.func.functional_call
+            h = self.drop(F.relu(torch.einsum("bki,kio->bko", h, self.weights[i]) + self.biases[i]))
         return (gates[..., None] * h).sum(1), gates
 
 

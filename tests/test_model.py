@@ -1,0 +1,174 @@
+"""The HILBERT model and config: shapes, padding invariance, finite gradients, vmap, config loading."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call, grad, stack_module_state, vmap
+
+from hilbert_cli.config import CONFIGURATIONS, HilbertConfig, load_config
+from hilbert_cli.data import label_order, pad_batch, synthetic_embeddings
+from hilbert_cli.errors import HilbertError
+from hilbert_cli.losses import class_weights_for, total_loss
+from hilbert_cli.model import MoE, build_model
+
+DA, DT, C = 12, 10, 3
+SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
+
+
+def small(name="hilbert", **over):
+    return load_config(None, {"configuration": name, **SMALL, **over})
+
+
+def docs(n=5, seed=0):
+    A, T, y = synthetic_embeddings(n, C, segments=(3, 9), d_audio=DA, d_text=DT, seed=seed)
+    return A, T, torch.as_tensor(y)
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_every_configuration_forward_shapes(name):
+    torch.manual_seed(0)
+    model = build_model(small(name), DA, DT, C).eval()
+    A, T, y = docs()
+    out = model(*pad_batch(A, T))
+    assert out["logits"].shape == (5, C)
+    if small(name).uses_encoders:
+        for k in ("z_a", "z_t", "z_j"):
+            assert out[k].shape == (5, 8)
+        _, _, mask = pad_batch(A, T)
+        for k in ("alpha_a", "alpha_t", "alpha_j"):
+            assert torch.allclose(out[k].sum(1), torch.ones(5), atol=1e-5)
+            assert (out[k][~mask] == 0).all()
+    else:
+        assert "z_j" not in out
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_padding_does_not_change_a_documents_output(name):
+    torch.manual_seed(1)
+    model = build_model(small(name), DA, DT, C).eval()
+    A, T, _ = docs(4)
+    with torch.no_grad():
+        alone = [model(*pad_batch([a], [t])) for a, t in zip(A, T)]
+        # the same documents in one batch, plus a long one forcing heavy padding, plus garbage in the padding
+        long_a, long_t = np.random.randn(40, DA).astype(np.float32), np.random.randn(40, DT).astype(np.float32)
+        Ab, Tb, mask = pad_batch(A + [long_a], T + [long_t])
+        Ab[~mask] = 1e4
+        Tb[~mask] = -1e4
+        batch = model(Ab, Tb, mask)
+    for i, one in enumerate(alone):
+        s = len(A[i])
+        for k, v in one.items():
+            w = batch[k][i]
+            if k.startswith("alpha"):
+                assert torch.allclose(w[:s], v[0], atol=1e-5), k
+            else:
+                assert torch.allclose(w, v[0], atol=1e-5), k
+
+
+def test_fully_masked_document_is_finite():
+    model = build_model(small(), DA, DT, C).eval()
+    A, T, mask = pad_batch(*docs(3)[:2])
+    mask[1] = False
+    out = model(A, T, mask)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("b", [1, 2])
+@pytest.mark.parametrize("name", ["hilbert", "contrastive-moe", "transfer-moe"])
+def test_gradients_finite_for_tiny_and_padded_batches(name, b):
+    torch.manual_seed(2)
+    cfg = small(name)
+    model = build_model(cfg, DA, DT, C)
+    A, T, y = docs(b)
+    A[0] = A[0][:1]  # a one-segment document next to longer ones: heavy padding
+    T[0] = T[0][:1]
+    Ab, Tb, mask = pad_batch(A + [np.zeros((30, DA), np.float32)][:0], T)
+    Ab = torch.cat([Ab, torch.zeros(b, 30, DA)], 1)
+    Tb = torch.cat([Tb, torch.zeros(b, 30, DT)], 1)
+    mask = torch.cat([mask, torch.zeros(b, 30, dtype=torch.bool)], 1)
+    total, parts = total_loss(model(Ab, Tb, mask), y, class_weights_for(y, C), cfg)
+    assert torch.isfinite(total)
+    if b == 1:
+        assert parts["con"].item() == parts["cka"].item() == parts["mi"].item() == 0.0
+    total.backward()
+    for name_, p in model.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name_
+
+
+def test_moe_dense_and_top_k_gates():
+    torch.manual_seed(3)
+    moe = MoE(6, experts=8, hidden=(32, 32), dropout=0.0)
+    y, g = moe(torch.randn(4, 6))
+    assert y.shape == (4, 32) and torch.allclose(g.sum(1), torch.ones(4)) and (g > 0).all()
+    moe.top_k = 2
+    y2, g2 = moe(torch.randn(4, 6))
+    assert ((g2 > 0).sum(1) == 2).all() and torch.allclose(g2.sum(1), torch.ones(4))
+    # the mixture equals the explicit sum over experts
+    x = torch.randn(3, 6)
+    y3, g3 = moe(x)
+    outs = []
+    for k in range(8):
+        h = x
+        for w, b in zip(moe.weights, moe.biases):
+            h = torch.relu(h @ w[k] + b[k])
+        outs.append(h)
+    assert torch.allclose(y3, sum(g3[:, k:k + 1] * outs[k] for k in range(8)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["hilbert", "transfer-moe"])
+def test_runs_under_vmap_with_fold_masks(name):
+    """Several folds' models trained together (issue 5): vmap of grad over stacked parameters with
+    per-fold sample masks equals each model's own gradient on its own subset."""
+    torch.manual_seed(4)
+    cfg = small(name, **{"model.dropout": 0.0})
+    models = [build_model(cfg, DA, DT, C) for _ in range(2)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    A, T, y = docs(6)
+    Ab, Tb, mask = pad_batch(A, T)
+    fold_masks = torch.tensor([[1, 1, 0, 1, 1, 1], [1, 0, 1, 1, 0, 1]], dtype=torch.float32)
+
+    def loss(p, b, m):
+        out = functional_call(base, (p, b), (Ab, Tb, mask))
+        return total_loss(out, y, class_weights_for(y, C, m), cfg, mask=m)[0]
+
+    grads = vmap(grad(loss))(params, buffers, fold_masks)
+    for f, model in enumerate(models):
+        keep = fold_masks[f] > 0
+        sub = [i for i in range(6) if keep[i]]
+        out = model(*pad_batch([A[i] for i in sub], [T[i] for i in sub]))
+        total_loss(out, y[keep], class_weights_for(y[keep], C), cfg)[0].backward()
+        for k, p in model.named_parameters():
+            assert torch.allclose(grads[k][f], p.grad, atol=1e-5), k
+
+
+def test_config_yaml_overrides_and_unknown_keys(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("configuration: contrastive-moe\nmodel:\n  d: 32\ntrain:\n  lr: 1e-3\n  epochs: 7\n")
+    cfg = load_config(f, {"train.epochs": 3})
+    assert cfg.configuration == "contrastive-moe" and cfg.model.d == 32 and cfg.train.epochs == 3
+    assert cfg.train.lr == pytest.approx(1e-3) and cfg.active_losses == ("contrastive",)
+    back = HilbertConfig.from_dict(cfg.to_dict())
+    assert back.to_dict() == cfg.to_dict()
+    assert load_config(None, {"loss.losses": "cka,mi"}).active_losses == ("cka", "mi")
+    assert load_config(None, {"loss.losses": []}).active_losses == ()
+    f.write_text("model:\n  width: 3\n")
+    with pytest.raises(HilbertError, match="model.width.*valid keys in model: d, heads"):
+        load_config(f)
+    with pytest.raises(HilbertError, match="unknown key 'lr'"):
+        HilbertConfig.from_dict({"lr": 1})
+    with pytest.raises(HilbertError, match="configuration.*valid: transfer"):
+        load_config(None, {"configuration": "bert"})
+    with pytest.raises(HilbertError, match="loss.losses.*valid: contrastive, cka, mi"):
+        load_config(None, {"loss.losses": ["contrastive", "kl"]})
+    with pytest.raises(HilbertError, match="no trained encoders"):
+        load_config(None, {"configuration": "transfer", "loss.losses": ["cka"]})
+    with pytest.raises(HilbertError, match="heads"):
+        load_config(None, {"model.d": 30, "model.heads": 4})
+
+
+def test_label_order_numeric_then_alphabetic():
+    assert label_order(["10", "2", "1", "2"]) == ["1", "2", "10"]
+    assert label_order(["mild", "control", "severe"]) == ["control", "mild", "severe"]
+    assert label_order(["1", "a"]) == ["1", "a"]
