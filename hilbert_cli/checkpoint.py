@@ -1,0 +1,109 @@
+"""model.pt: everything `predict` needs, and nothing executable.
+
+The file is a torch.save of plain types and tensors only, so it loads with
+torch.load(path, weights_only=True): the restricted unpickler refuses any other object before
+it can run. `load_checkpoint` rebuilds the model from the file alone (config + input sizes).
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from . import __version__
+from .atomic import atomic_save
+from .config import HilbertConfig
+from .errors import HilbertError
+from .model import build_model
+
+FORMAT = "hilbert-model"
+FORMAT_VERSION = 1  # bump when the layout changes; older readers refuse newer files
+
+
+def _plain(obj: Any, where: str = "checkpoint") -> Any:
+    """Deep copy restricted to the types weights_only loading accepts (dict/list/str/number/bool/None/tensor)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, where) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    raise HilbertError(f"{where}: cannot store a {type(obj).__name__} in model.pt; only plain values and tensors.")
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: HilbertConfig, task: str,
+                    label_names: list[str], audio: str, text: str, d_audio: int, d_text: int,
+                    segmentation: Optional[dict] = None, fingerprints: Optional[dict[str, str]] = None,
+                    extra: Optional[dict] = None) -> Path:
+    """Write model.pt atomically. `fingerprints` ({'audio': ..., 'text': ...}) defaults to
+    embed.backbone_fingerprint of each backbone, so predict can check it embeds the same way."""
+    if fingerprints is None:
+        from .embed import backbone_fingerprint
+
+        fingerprints = {"audio": backbone_fingerprint(audio), "text": backbone_fingerprint(text)}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "task": task,
+        "label_names": [str(n) for n in label_names],
+        "config": config.to_dict(),
+        "backbones": {"audio": {"name": audio, "fingerprint": fingerprints.get("audio")},
+                      "text": {"name": text, "fingerprint": fingerprints.get("text")}},
+        "segmentation": segmentation or {},
+        "input_dims": {"d_audio": int(d_audio), "d_text": int(d_text), "n_classes": len(label_names)},
+        "extra": extra or {},
+    }
+    payload = _plain(payload)
+    payload["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return atomic_save(Path(path), lambda f: torch.save(payload, f))
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents (plain types + tensors), after safety and format checks."""
+    p = Path(path)
+    if not p.is_file():
+        raise HilbertError(f"{p}: no such model file; train one with `hilbert train --task TASK`.")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise HilbertError(
+            f"{p}: refused to load because the file contains pickled objects that could run code; "
+            f"only use model files made by `hilbert train`."
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as e:
+        raise HilbertError(f"{p}: not a readable hilbert model file ({type(e).__name__}); give a model.pt made by `hilbert train`.") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise HilbertError(f"{p}: not a hilbert model file (no {FORMAT!r} header); give a model.pt made by `hilbert train`.")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise HilbertError(
+            f"{p}: model format version {version!r} is newer than this hilbert-cli understands ({FORMAT_VERSION}); "
+            f"upgrade hilbert-cli (the file says it was made by version {payload.get('package_version')!r})."
+        )
+    missing = [k for k in ("config", "label_names", "input_dims", "state_dict", "task", "backbones") if k not in payload]
+    if missing:
+        raise HilbertError(f"{p}: the model file is incomplete (missing {', '.join(missing)}); re-train it with `hilbert train`.")
+    return payload
+
+
+def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, metadata without the weights) from model.pt; never runs code from the file."""
+    payload = read_checkpoint(path)
+    config = HilbertConfig.from_dict(payload["config"], source=f"{path}: config")
+    dims = payload["input_dims"]
+    model = build_model(config, dims["d_audio"], dims["d_text"], dims["n_classes"])
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise HilbertError(f"{path}: the weights do not fit the model the file describes ({str(e).splitlines()[0]}); re-train it.") from None
+    model.eval()
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, meta
+

@@ -1,0 +1,261 @@
+"""Training one model: `fit` on arrays, `train_task` on a workspace task (writes model.pt and friends).
+
+fit: AdamW on L = L_ce + λ_con L_con + λ_cka L_cka + λ_mi L_mi (losses.total_loss), inverse-frequency
+class weights, early stopping on an inner validation split (folds.inner_split: stratified, grouped
+by subject), the weights of the best validation epoch kept. Seeded and deterministic on CPU.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .atomic import atomic_save, atomic_write_text
+from .config import HilbertConfig
+from .data import TaskData, load_task_data, pad_batch
+from .errors import HilbertError
+from .folds import inner_split, subject_groups
+from .losses import class_weights_for, cross_entropy, total_loss
+from .metrics import roc_auc
+from .model import build_model
+from .workspace import Workspace
+
+LOSS_COLUMNS = ("epoch", "total", "ce", "con", "cka", "mi", "val_loss", "val_auc", "seconds")
+PREDICT_BATCH = 64  # documents per forward pass at inference
+
+
+@dataclass
+class FitResult:
+    model: torch.nn.Module  # in eval mode, with the weights of the best validation epoch
+    history: list[dict]  # one record per epoch, keys LOSS_COLUMNS
+    best_epoch: int  # 1-based
+    config: HilbertConfig
+    n_classes: int
+    d_audio: int
+    d_text: int
+    fit_index: np.ndarray = field(repr=False)  # documents the weights were fitted on
+    val_index: np.ndarray = field(repr=False)  # documents used for early stopping (may equal fit_index)
+    class_weights: Optional[list[float]] = None
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+    """Shuffled, near-equal batches (array_split), so no batch is a lone document the auxiliary losses cannot use."""
+    order = torch.randperm(n, generator=gen).numpy()
+    return [b for b in np.array_split(order, max(1, math.ceil(n / batch_size))) if len(b)]
+
+
+def _trim(A, T, mask, idx):
+    """Rows idx, cut to the longest document among them (less padding = less work)."""
+    m = mask[idx]
+    s = int(m.sum(1).max())
+    return A[idx, :s], T[idx, :s], m[:, :s]
+
+
+def fit(config: HilbertConfig, A_list, T_list, y, n_classes: int, *, groups=None,
+        progress: Optional[Callable[[int, int, dict], None]] = None) -> FitResult:
+    """Train one model on documents (A_list[i] (S_i, d_a), T_list[i] (S_i, d_t), y[i] in 0..C-1).
+
+    `groups` (one id per document, e.g. the subject) keeps a group's documents on one side of the
+    validation split. `progress(epoch, epochs, record)` is called after every epoch.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n = len(y)
+    if n != len(A_list) or n != len(T_list):
+        raise HilbertError(f"fit: got {n} labels for {len(A_list)} audio and {len(T_list)} text documents; they must match.")
+    if n < 2:
+        raise HilbertError(f"fit: need at least 2 labelled documents to train, got {n}.")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise HilbertError(f"fit: labels must lie in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}.")
+    tc = config.train
+    torch.manual_seed(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+
+    if tc.val_fraction > 0:
+        fit_idx, val_idx = inner_split(y, groups, seed=tc.seed, val_fraction=tc.val_fraction)
+    else:
+        fit_idx = val_idx = np.arange(n)
+    A, T, mask = pad_batch(A_list, T_list)
+    Y = torch.as_tensor(y)
+    yf = Y[fit_idx]
+    cw = class_weights_for(yf, n_classes) if tc.class_weights else None
+
+    model = build_model(config, A.shape[-1], T.shape[-1], n_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    history: list[dict] = []
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    since_best = 0
+    for epoch in range(1, tc.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        sums = dict.fromkeys(("total", "ce", "con", "cka", "mi"), 0.0)
+        for b in _batches(len(fit_idx), tc.batch_size, gen):
+            idx = fit_idx[b]
+            out = model(*_trim(A, T, mask, idx))
+            loss, parts = total_loss(out, Y[idx], cw, config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in (("total", loss), *parts.items()):
+                sums[k] += float(v.detach()) * len(idx)
+        record = {"epoch": epoch, **{k: v / len(fit_idx) for k, v in sums.items()}}
+        proba, val_loss = _evaluate(model, A, T, mask, Y, val_idx, cw)
+        record["val_loss"] = val_loss
+        auc = roc_auc(y[val_idx], proba) if len(np.unique(y[val_idx])) >= 2 else None
+        record["val_auc"] = float("nan") if auc is None else auc
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        if progress is not None:
+            progress(epoch, tc.epochs, record)
+        if val_loss < best[0] - 1e-6:
+            best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
+            since_best = 0
+        else:
+            since_best += 1
+            if since_best >= tc.patience:
+                break
+    model.load_state_dict(best[2])
+    model.eval()
+    return FitResult(model, history, best[1], config, n_classes, A.shape[-1], T.shape[-1], fit_idx, val_idx,
+                     None if cw is None else cw.tolist())
+
+
+@torch.no_grad()
+def _evaluate(model, A, T, mask, Y, idx, cw):
+    """Class probabilities and the (class-weighted) cross-entropy on documents idx: the stopping criterion."""
+    model.eval()
+    logits = torch.cat([model(*_trim(A, T, mask, idx[i:i + PREDICT_BATCH]))["logits"]
+                        for i in range(0, len(idx), PREDICT_BATCH)])
+    return torch.softmax(logits, -1).numpy(), float(cross_entropy(logits, Y[idx], cw))
+
+
+@torch.no_grad()
+def _forward_all(model, A_list, T_list) -> list[dict]:
+    model.eval()
+    outs = []
+    for i in range(0, len(A_list), PREDICT_BATCH):
+        A, T, mask = pad_batch(A_list[i:i + PREDICT_BATCH], T_list[i:i + PREDICT_BATCH])
+        outs.append((model(A, T, mask), mask))
+    return outs
+
+
+def predict_proba(model, A_list, T_list) -> np.ndarray:
+    """(N, C) class probabilities, rows in the order of the documents given."""
+    if len(A_list) == 0:
+        raise HilbertError("predict_proba: no documents given.")
+    return np.concatenate([torch.softmax(o["logits"], -1).numpy() for o, _ in _forward_all(model, A_list, T_list)])
+
+
+EXPLAIN_KEYS = ("alpha_a", "alpha_t", "alpha_j")
+
+
+def explain(model, A_list, T_list) -> list[dict]:
+    """Per document: class probabilities and, where the model has them, the per-segment attention
+    weights alpha_a / alpha_t / alpha_j (each (S_i,), summing to 1) and the MoE gate weights."""
+    result = []
+    for out, mask in _forward_all(model, A_list, T_list):
+        proba = torch.softmax(out["logits"], -1)
+        for r in range(mask.shape[0]):
+            s = int(mask[r].sum())
+            doc = {"proba": proba[r].numpy()}
+            doc.update({k: out[k][r, :s].numpy() for k in EXPLAIN_KEYS if k in out})
+            if "gates" in out:
+                doc["gates"] = out["gates"][r].numpy()
+            result.append(doc)
+    return result
+
+
+# --- a workspace task -> model.pt ---------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    losses_csv: Path
+    losses_png: Path
+    config_yaml: Path
+    config: HilbertConfig
+    task: str
+    label_names: list[str]
+    class_counts: list[int]
+    n_documents: int
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    history: list[dict]
+
+
+def side_paths(model_path: Path) -> tuple[Path, Path, Path]:
+    """model.pt -> model.losses.csv, model.losses.png, model.config.yaml (beside the model)."""
+    stem = model_path.with_suffix("")
+    return (stem.with_name(stem.name + ".losses.csv"), stem.with_name(stem.name + ".losses.png"),
+            stem.with_name(stem.name + ".config.yaml"))
+
+
+def train_task(workspace: Workspace | str, task: str, audio: str, text: str, config: HilbertConfig,
+               out_path: str | Path, *, allow_download: bool = False, progress: Optional[Callable] = None,
+               embed_progress: Optional[Callable] = None) -> TrainResult:
+    """Train on every labelled document of `task` and write model.pt, its loss CSV/PNG and its config."""
+    from .checkpoint import save_checkpoint
+
+    t0 = time.perf_counter()
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    out_path = Path(out_path)
+    if out_path.suffix != ".pt":
+        raise HilbertError(f"-o {out_path}: a model file must end in .pt, e.g. model.pt.")
+    data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress)
+    groups = subject_groups(data.doc_ids, data.subjects)
+    res = fit(config, data.A, data.T, data.y, data.n_classes, groups=groups, progress=progress)
+    save_checkpoint(out_path, res.model, config=config, task=task, label_names=data.label_names,
+                    audio=audio, text=text, d_audio=data.d_audio, d_text=data.d_text,
+                    segmentation=ws.load_manifest().segmentation,
+                    extra={"n_documents": len(data.doc_ids), "best_epoch": res.best_epoch,
+                           "class_weights": res.class_weights})
+    csv_path, png_path, yaml_path = side_paths(out_path)
+    write_losses_csv(csv_path, res.history)
+    plot_losses(png_path, res.history, title=f"{task}: {config.configuration} ({audio} + {text})", best_epoch=res.best_epoch)
+    atomic_write_text(yaml_path, config.to_yaml())
+    return TrainResult(out_path, csv_path, png_path, yaml_path, config, task, data.label_names,
+                       np.bincount(data.y, minlength=data.n_classes).tolist(), len(data.doc_ids), res.best_epoch,
+                       len(res.history), time.perf_counter() - t0, res.history)
+
+
+def write_losses_csv(path: Path, history: list[dict]) -> Path:
+    lines = [",".join(LOSS_COLUMNS)]
+    for r in history:
+        lines.append(",".join(str(r["epoch"]) if k == "epoch" else f"{r[k]:.6g}" for k in LOSS_COLUMNS))
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_losses(path: Path, history: list[dict], title: str = "", best_epoch: Optional[int] = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [r["epoch"] for r in history]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for k in ("total", "ce", "con", "cka", "mi", "val_loss"):
+        vals = [r[k] for r in history]
+        if any(v != 0 for v in vals):
+            ax.plot(ep, vals, label=k, linestyle="--" if k == "val_loss" else "-")
+    ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax.legend(), ax.set_title(title, fontsize=9)
+    ax2.plot(ep, [r["val_auc"] for r in history], color="black")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation AUC"), ax2.set_ylim(0, 1)
+    if best_epoch:
+        for a in (ax, ax2):
+            a.axvline(best_epoch, color="grey", linewidth=0.8, linestyle=":")
+    fig.tight_layout()
+
+    def writer(buf: io.BytesIO):
+        fig.savefig(buf, format="png", dpi=100)
+
+    try:
+        return atomic_save(path, writer)
+    finally:
+        plt.close(fig)
