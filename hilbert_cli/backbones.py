@@ -86,9 +86,7 @@ class ResolvedBackbone:
         if self.loader in (HF_AUDIO, HF_WHISPER) and self.path is not None:
             cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
             return cfg.get("num_hidden_layers") or cfg.get("encoder_layers")
-        if self.loader == OPENAI_WHISPER:
-            return None  # known once loaded (checked there)
-        return None
+        return None  # openai-whisper: known once loaded, and checked there
 
 
 # --- resolution -----------------------------------------------------------------------------------
@@ -244,12 +242,7 @@ def _file_digest(path: Path) -> str:
 def _fingerprint(resolved: ResolvedBackbone) -> str:
     h = hashlib.sha256(f"{FINGERPRINT_VERSION}|{resolved.loader}".encode())
     if resolved.loader == EGEMAPS:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            h.update(f"opensmile {version('opensmile')} eGeMAPSv02 functionals".encode())
-        except PackageNotFoundError:
-            raise HilbertError(_EGEMAPS_MISSING) from None
+        h.update(f"opensmile {_opensmile_version()} eGeMAPSv02 functionals".encode())
     elif resolved.loader == SPECTROGRAM:
         h.update(b"log-mel n_mels=80 n_fft=400 hop=160")
     elif resolved.path.is_file():
@@ -262,7 +255,16 @@ def _fingerprint(resolved: ResolvedBackbone) -> str:
     return h.hexdigest()[:32]
 
 
-_EGEMAPS_MISSING = (
+def _opensmile_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opensmile")
+    except PackageNotFoundError:
+        raise HilbertError(EGEMAPS_MISSING) from None
+
+
+EGEMAPS_MISSING = (
     "--audio egemaps: openSMILE is not installed; run `pip install 'hilbert-cli[egemaps]'` "
     "(openSMILE's licence allows research and education use only)."
 )
@@ -298,8 +300,10 @@ def available_backbones() -> list[BackboneRow]:
     rows = []
     for spec in BACKBONES.values():
         try:
-            _fingerprint(resolve_backbone(spec.alias)) if spec.loader == EGEMAPS else resolve_backbone(spec.alias)
-            offline = True  # egemaps: its fingerprint fails exactly when openSMILE is missing
+            resolve_backbone(spec.alias)
+            if spec.loader == EGEMAPS:
+                _opensmile_version()
+            offline = True
         except HilbertError:
             offline = False
         rows.append(BackboneRow(spec.alias, spec.kind, spec.model, spec.dimension, offline))

@@ -84,7 +84,8 @@ class _Slot:
 
     @classmethod
     def make(cls, cache_dir: Path, kind: str, resolved: ResolvedBackbone, options: dict) -> "_Slot":
-        key = _digest({"format": CACHE_FORMAT, "name": resolved.name, "fingerprint": resolved.fingerprint, **options})
+        # resolved.model names the backbone canonically: the alias's model, an HF id or an absolute path
+        key = _digest({"format": CACHE_FORMAT, "model": resolved.model, "fingerprint": resolved.fingerprint, **options})
         return cls(Path(cache_dir) / kind / f"{_slug(resolved.name)}-{key[:16]}", key)
 
     def path(self, input_key: str) -> Path:

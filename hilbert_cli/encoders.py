@@ -13,7 +13,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .backbones import (CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE, SPECTROGRAM,
-                        ResolvedBackbone, _EGEMAPS_MISSING)
+                        ResolvedBackbone, EGEMAPS_MISSING)
 from .errors import HilbertError
 
 POOLINGS = ("mean", "mean+std")
@@ -283,7 +283,7 @@ class EGeMAPSEncoder(AudioEncoder):
         try:
             import opensmile
         except ImportError:
-            raise HilbertError(_EGEMAPS_MISSING) from None
+            raise HilbertError(EGEMAPS_MISSING) from None
         super().__init__(resolved)
         self.smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                      feature_level=opensmile.FeatureLevel.Functionals)
