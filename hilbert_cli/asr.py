@@ -25,6 +25,9 @@ DECODE_VERSION = 1
 # Greedy decoding, no conditioning on the previous window: ~35x real time for tiny.en on
 # 2 cores (benchmarks/bench_segment.py), and no repetition loops carried across windows.
 BEAM_SIZE = 1
+# Silero VAD (bundled with faster-whisper) drops silences over 2 s before decoding: Whisper
+# otherwise "hears" words in long pauses, which clinical interviews have; it costs ~1% of the time.
+VAD_FILTER = True
 
 
 @dataclass
@@ -89,7 +92,7 @@ class FasterWhisperASR:
         language = None if self._model.model.is_multilingual else "en"
         segments, _ = self._model.transcribe(
             audio, language=language, word_timestamps=True, beam_size=BEAM_SIZE,
-            condition_on_previous_text=False, vad_filter=False,
+            condition_on_previous_text=False, vad_filter=VAD_FILTER,
         )
         duration = len(audio) / SAMPLE_RATE
         words = []

@@ -72,6 +72,7 @@ class DocStats:
     source: str
     status: str  # "segmented" or "resumed"
     asr: str  # "ran", "cached" or "none"
+    strategy: str  # the strategy used (cues falls back to auto without a timed transcript)
 
 
 @dataclass
@@ -153,10 +154,7 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
     if not words:
         raise HilbertError(f"{doc.audio.name}: no speech found in {duration:.1f} s of audio; check the recording and its transcript.")
 
-    strategy = settings.strategy
-    if strategy == "cues" and cues is None:
-        strategy = "auto"
-        warnings.append(f"{doc.doc_id}: no timed transcript, so --strategy cues fell back to auto for this document.")
+    strategy = "auto" if settings.strategy == "cues" and cues is None else settings.strategy
     if strategy == "cues":
         spans = cutting.cue_spans(cues)
     elif strategy == "fixed":
@@ -180,7 +178,8 @@ def _transcript_key(doc: Document) -> dict:
 def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
     return DocStats(d.doc_id, len(d.segments), sum(s.n_words for s in d.segments),
                     sum(s.end - s.start for s in d.segments), d.duration,
-                    d.segments[0].source if d.segments else "-", status, asr)
+                    d.segments[0].source if d.segments else "-", status, asr,
+                    d.settings.get("strategy_used", d.settings.get("strategy", "?")))
 
 
 def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings) -> SegmentedDoc | None:
@@ -228,6 +227,10 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
             continue
         documents[doc.doc_id] = {"audio": seg_doc.audio_path, "audio_sha256": sha,
                                  "subject": doc.subject, "labels": doc.labels}
+    fell_back = [d.doc_id for d in stats if d.strategy != settings.strategy]
+    if fell_back:
+        warnings.append(f"{len(fell_back)} document(s) have no timed transcript, so --strategy {settings.strategy} "
+                        f"fell back to auto for them: {', '.join(fell_back)}.")
     workspace.write_manifest(Manifest(str(root), documents, corpus.tasks, asdict(settings)))
     return SegmentResult(str(workspace.root), stats, problems, warnings, corpus.tasks, asdict(settings))
 

@@ -156,6 +156,8 @@ def read_textgrid(path: Path) -> Transcript:
             if kind == "IntervalTier":
                 raw = values[pos:pos + 3 * n]
                 pos += 3 * n
+                if len(raw) < 3 * n:
+                    raise IndexError
                 cues = [Cue(float(a), float(b), _clean(str(t))) for a, b, t in zip(raw[0::3], raw[1::3], raw[2::3])]
                 if any(c.text for c in cues):
                     return Transcript(str(path), "textgrid", cues=_check_cues(path, cues))
