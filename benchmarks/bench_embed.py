@@ -113,9 +113,13 @@ def main() -> None:
         print(f"corpus: {len(docs)} documents, {total / 60:.1f} min of {what}, {n_segs} segments "
               f"({total / n_segs:.1f} s each); {os.cpu_count()} CPU cores")
 
+        cpu0 = time.process_time()
         first = embed_corpus(ws)
+        cpu = time.process_time() - cpu0
         print(f"first run (whisper-tiny + minilm, model loading included): {first.seconds:.1f} s = "
-              f"{first.realtime_factor:.0f}x real time")
+              f"{first.realtime_factor:.0f}x real time; {cpu:.1f} CPU-seconds over {os.cpu_count()} cores "
+              f"(= {total / (cpu / os.cpu_count()):.0f}x real time if the cores were not shared; load average now "
+              f"{os.getloadavg()[0]:.1f})")
         cached = embed_corpus(ws)
         print(f"fully cached re-run: {cached.seconds * 1000:.0f} ms = {100 * cached.seconds / first.seconds:.2f}% "
               f"of the first run (computed: {cached.audio_computed} audio, {cached.text_computed} text)")
@@ -123,14 +127,15 @@ def main() -> None:
         enc = load_backbone("whisper-tiny")
         text_enc = load_backbone("minilm")
         audios = [load_audio(d.audio_path) for d in docs]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         for doc, audio in zip(docs, audios):
             enc.embed_segments(audio, [(s.start, s.end) for s in doc.segments])
-        packed = time.perf_counter() - t0
+        packed, packed_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         t0 = time.perf_counter()
         text_enc.embed_texts([s.text for d in docs for s in d.segments])
         text_s = time.perf_counter() - t0
-        print(f"steady state (models loaded): audio {packed:.1f} s = {total / packed:.0f}x real time; "
+        print(f"steady state (models loaded): audio {packed:.1f} s = {total / packed:.0f}x real time "
+              f"({packed_cpu:.1f} CPU-seconds); "
               f"text {text_s:.1f} s; pair {total / (packed + text_s):.0f}x real time")
         t0 = time.perf_counter()
         for doc, audio in zip(docs, audios):

