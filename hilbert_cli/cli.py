@@ -44,6 +44,61 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @app.command()
+def train(
+    task: str = typer.Option(..., "--task", help="Task (a label column of labels.csv) to train on."),
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with hyperparameters (configuration:, model:, loss:, train:)."),
+    configuration: Optional[str] = typer.Option(None, "--configuration", help="hilbert, contrastive-moe, transfer, transfer-moe, audio-only or text-only."),
+    losses: Optional[str] = typer.Option(None, "--losses", help="Auxiliary losses, comma-separated subset of contrastive,cka,mi (or none)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping usually ends sooner)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (training is deterministic on CPU)."),
+    output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Model file to write."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Train one model on every labelled document of a task and write model.pt (plus its loss curves and config).
+
+    Example: hilbert train --task spectrum --audio whisper-tiny --text minilm --configuration hilbert -o spectrum.pt
+    """
+    from rich.panel import Panel
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .config import load_config
+    from .train import train_task
+    from .workspace import Workspace
+
+    overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
+                 "train.seed": seed}
+    cfg = load_config(config, overrides)
+    console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
+        bars = {}
+
+        def on_embed(stage: str, done: int, total: int):
+            if stage not in bars:
+                bars[stage] = bar.add_task(f"embed {stage}", total=total, losses="")
+            bar.update(bars[stage], completed=done, total=total)
+
+        def on_epoch(epoch: int, total: int, r: dict):
+            if "train" not in bars:
+                bars["train"] = bar.add_task(f"train {cfg.configuration}", total=total, losses="")
+            parts = " ".join(f"{k} {r[k]:.3f}" for k in ("total", "ce", "con", "cka", "mi") if r[k] != 0)
+            auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
+            bar.update(bars["train"], completed=epoch, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
+
+        r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
+                       progress=on_epoch, embed_progress=on_embed)
+    counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
+    console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
+                  f"{r.seconds:.1f} s: {r.epochs_run} epochs, weights from epoch {r.best_epoch} (lowest validation loss).")
+    console.print(f"model   {r.model_path}\nlosses  {r.losses_csv}\nplot    {r.losses_png}\nconfig  {r.config_yaml}",
+                  highlight=False)
+
+
+@app.command()
 def embed(
     audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
     text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),

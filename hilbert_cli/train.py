@@ -209,11 +209,14 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
     if out_path.suffix != ".pt":
         raise HilbertError(f"-o {out_path}: a model file must end in .pt, e.g. model.pt.")
     data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress)
+    from . import embed
+
+    fingerprints = {"audio": embed.backbone_fingerprint(audio), "text": embed.backbone_fingerprint(text)}
     groups = subject_groups(data.doc_ids, data.subjects)
     res = fit(config, data.A, data.T, data.y, data.n_classes, groups=groups, progress=progress)
     save_checkpoint(out_path, res.model, config=config, task=task, label_names=data.label_names,
                     audio=audio, text=text, d_audio=data.d_audio, d_text=data.d_text,
-                    segmentation=ws.load_manifest().segmentation,
+                    segmentation=ws.load_manifest().segmentation, fingerprints=fingerprints,
                     extra={"n_documents": len(data.doc_ids), "best_epoch": res.best_epoch,
                            "class_weights": res.class_weights})
     csv_path, png_path, yaml_path = side_paths(out_path)

@@ -12,6 +12,16 @@ from hilbert_cli.errors import HilbertError
 from hilbert_cli.losses import class_weights_for, total_loss
 from hilbert_cli.model import MoE, build_model
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models run fastest on one thread; on a busy 2-core machine two threads thrash."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 DA, DT, C = 12, 10, 3
 SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
 

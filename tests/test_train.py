@@ -1,0 +1,241 @@
+"""Training, model.pt, and `hilbert train` on synthetic segment embeddings with a planted signal."""
+import csv
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from hilbert_cli import embed
+from hilbert_cli.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from hilbert_cli.cli import app
+from hilbert_cli.config import CONFIGURATIONS, HilbertConfig, load_config
+from hilbert_cli.data import load_task_data, synthetic_embeddings
+from hilbert_cli.errors import HilbertError
+from hilbert_cli.metrics import roc_auc
+from hilbert_cli.train import explain, fit, predict_proba, train_task
+from hilbert_cli.workspace import Manifest, Workspace
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models run fastest on one thread; on a busy 2-core machine two threads thrash."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+DA, DT = 16, 12
+FAST = {"model.d": 16, "model.heads": 2, "model.d_z": 16, "train.epochs": 3, "train.batch_size": 8}
+
+
+def cfg(name="hilbert", **over):
+    return load_config(None, {"configuration": name, **FAST, **over})
+
+
+def test_fit_separates_planted_signal():
+    A, T, y = synthetic_embeddings(140, 2, segments=(6, 14), d_audio=DA, d_text=DT, signal=0.8, seed=3)
+    c = cfg(**{"model.d": 32, "train.epochs": 40, "train.patience": 10, "train.batch_size": 16})
+    res = fit(c, A[:80], T[:80], y[:80], 2)
+    auc = roc_auc(y[80:], predict_proba(res.model, A[80:], T[80:]))
+    assert auc > 0.85, auc
+    h = res.history
+    assert h[res.best_epoch - 1]["val_loss"] == min(r["val_loss"] for r in h)
+    assert h[-1]["total"] < h[0]["total"]  # the training loss went down
+    assert {"total", "ce", "con", "cka", "mi", "val_loss", "val_auc"} <= set(h[0])
+
+
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_every_configuration_trains(name):
+    A, T, y = synthetic_embeddings(24, 3, segments=(3, 8), d_audio=DA, d_text=DT, seed=1)
+    res = fit(cfg(name), A, T, y, 3)
+    assert len(res.history) == 3
+    for r in res.history:
+        assert all(np.isfinite(r[k]) for k in ("total", "ce", "con", "cka", "mi", "val_loss"))
+    if name == "hilbert":
+        assert all(res.history[0][k] > 0 for k in ("con", "cka"))
+    p = predict_proba(res.model, A, T)
+    assert p.shape == (24, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
+    ex = explain(res.model, A[:2], T[:2])
+    if CONFIGURATIONS[name]["encoders"]:
+        assert ex[0]["alpha_j"].shape == (len(A[0]),) and abs(ex[0]["alpha_a"].sum() - 1) < 1e-5
+
+
+@pytest.mark.parametrize("losses", [["contrastive"], ["cka", "mi"], []])
+def test_loss_ablations_train(losses):
+    A, T, y = synthetic_embeddings(16, 2, segments=(3, 6), d_audio=DA, d_text=DT, seed=2)
+    res = fit(cfg(**{"loss.losses": losses, "train.epochs": 1}), A, T, y, 2)
+    r = res.history[0]
+    assert (r["con"] > 0) == ("contrastive" in losses)
+    assert (r["cka"] > 0) == ("cka" in losses)
+
+
+def test_fit_is_deterministic_and_seeded():
+    A, T, y = synthetic_embeddings(20, 2, segments=(3, 8), d_audio=DA, d_text=DT, seed=4)
+    r1, r2 = fit(cfg(), A, T, y, 2), fit(cfg(), A, T, y, 2)
+    assert r1.history == [dict(r, seconds=a["seconds"]) for r, a in zip(r2.history, r1.history)]
+    assert np.array_equal(predict_proba(r1.model, A, T), predict_proba(r2.model, A, T))
+    r3 = fit(cfg(**{"train.seed": 1}), A, T, y, 2)
+    assert not np.array_equal(predict_proba(r1.model, A, T), predict_proba(r3.model, A, T))
+
+
+def test_validation_split_is_grouped_and_stratified():
+    A, T, y = synthetic_embeddings(40, 2, segments=(3, 5), d_audio=DA, d_text=DT, seed=5)
+    groups = np.arange(40) // 2  # two documents per subject
+    res = fit(cfg(**{"train.epochs": 1}), A, T, y, 2, groups=groups)
+    assert not set(groups[res.fit_index]) & set(groups[res.val_index])
+    assert set(y[res.val_index]) == {0, 1} and len(res.val_index) + len(res.fit_index) == 40
+
+
+def test_tiny_task_with_one_document_per_class_in_training_still_trains():
+    A, T, y = synthetic_embeddings(5, 3, segments=(2, 4), d_audio=DA, d_text=DT, seed=6)
+    res = fit(cfg(), A, T, y, 3)
+    assert np.isfinite(predict_proba(res.model, A, T)).all()
+
+
+def _save(model_cfg, tmp_path, name="m.pt"):
+    A, T, y = synthetic_embeddings(12, 2, segments=(3, 6), d_audio=DA, d_text=DT, seed=7)
+    res = fit(model_cfg, A, T, y, 2)
+    path = save_checkpoint(tmp_path / name, res.model, config=model_cfg, task="dep", label_names=["no", "yes"],
+                           audio="whisper-tiny", text="minilm", d_audio=DA, d_text=DT,
+                           segmentation={"target_words": 17}, fingerprints={"audio": "fa", "text": "ft"})
+    return path, res, A, T
+
+
+@pytest.mark.parametrize("name", ["hilbert", "transfer-moe"])
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, name):
+    c = cfg(name, **{"model.top_k": 3})
+    path, res, A, T = _save(c, tmp_path)
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["label_names"] == ["no", "yes"]
+    model, meta = load_checkpoint(path)
+    assert np.array_equal(predict_proba(model, A, T), predict_proba(res.model, A, T))
+    assert meta["task"] == "dep" and meta["segmentation"] == {"target_words": 17}
+    assert meta["backbones"]["audio"] == {"name": "whisper-tiny", "fingerprint": "fa"}
+    assert HilbertConfig.from_dict(meta["config"]).to_dict() == c.to_dict()
+    assert meta["input_dims"] == {"d_audio": DA, "d_text": DT, "n_classes": 2}
+
+
+class Payload:
+    """Unpickling this would create the marker file: the attack a model file must not enable."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_tampered_checkpoint_is_refused_without_running_it(tmp_path):
+    path, *_ = _save(cfg("transfer"), tmp_path)
+    marker = tmp_path / "pwned"
+    payload = torch.load(path, weights_only=True)
+    payload["extra"] = {"x": Payload(marker)}
+    evil = tmp_path / "evil.pt"
+    torch.save(payload, evil)
+    raw = tmp_path / "evil.pkl.pt"
+    raw.write_bytes(pickle.dumps(Payload(marker)))
+    for p in (evil, raw):
+        with pytest.raises(HilbertError, match="refused to load"):
+            load_checkpoint(p)
+    assert not marker.exists()
+    with pytest.raises(HilbertError, match="pickled objects") as e:
+        read_checkpoint(evil)
+    assert "\n" not in str(e.value)
+
+
+def test_non_model_and_newer_files_are_refused(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello")
+    with pytest.raises(HilbertError, match="not a readable hilbert model file"):
+        load_checkpoint(tmp_path / "notes.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(HilbertError, match="not a hilbert model file"):
+        load_checkpoint(tmp_path / "other.pt")
+    path, *_ = _save(cfg("transfer"), tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(HilbertError, match="newer than this hilbert-cli"):
+        load_checkpoint(tmp_path / "future.pt")
+    with pytest.raises(HilbertError, match="no such model file"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+# --- a workspace task ---------------------------------------------------------------------------
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A workspace with a labelled manifest; embeddings come from a stand-in for the embed stage."""
+    A, T, y = synthetic_embeddings(30, 2, segments=(3, 7), d_audio=DA, d_text=DT, signal=1.0, seed=8)
+    names = ["control", "case"]
+    docs = {}
+    vectors = {}
+    for i in range(30):
+        d = f"P{i:03d}"
+        docs[d] = {"audio": f"{d}.wav", "audio_sha256": "0", "subject": f"S{i // 2}",
+                   "labels": {"dx": names[y[i]], "sev": str([1, 10, 2][i % 3]) if i < 29 else ""}}
+        vectors[d] = (A[i], T[i])
+    docs["P000"]["labels"]["dx"] = ""  # not labelled for dx: left out of that task
+    ws = Workspace(tmp_path / "ws")
+    ws.write_manifest(Manifest(str(tmp_path), docs, ["dx", "sev", "rare"], {"target_words": 17}))
+    calls = []
+
+    def fake_document_embeddings(workspace, doc_ids, audio, text, **kw):
+        calls.append((audio, text, list(doc_ids)))
+        return {d: vectors[d] for d in doc_ids}
+
+    monkeypatch.setattr(embed, "document_embeddings", fake_document_embeddings)
+    monkeypatch.setattr(embed, "backbone_fingerprint", lambda name, allow_download=False: f"fp-{name}")
+    return ws, calls
+
+
+def test_load_task_data_orders_labels_and_skips_unlabelled(workspace):
+    ws, calls = workspace
+    data = load_task_data(ws, "sev", "a", "t")
+    assert data.label_names == ["1", "2", "10"] and len(data.doc_ids) == 29
+    data = load_task_data(ws, "dx", "a", "t")
+    assert data.label_names == ["case", "control"] and "P000" not in data.doc_ids
+    assert calls[-1] == ("a", "t", data.doc_ids)
+    m = ws.load_manifest()
+    m.documents["P001"]["labels"]["rare"] = "x"
+    for d in list(m.documents)[2:]:
+        m.documents[d]["labels"]["rare"] = "y"
+    ws.write_manifest(m)
+    with pytest.raises(HilbertError, match="'x' \\(1\\)"):
+        load_task_data(ws, "rare", "a", "t")
+
+
+def test_train_task_writes_model_and_side_files(workspace, tmp_path):
+    ws, _ = workspace
+    c = cfg(**{"train.epochs": 4})
+    r = train_task(ws, "dx", "whisper-tiny", "minilm", c, tmp_path / "out" / "dx.pt")
+    for p in (r.model_path, r.losses_csv, r.losses_png, r.config_yaml):
+        assert p.exists() and p.stat().st_size > 0
+    assert r.losses_csv.name == "dx.losses.csv" and r.losses_png.read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(r.losses_csv.open()))
+    assert len(rows) == r.epochs_run == 4 and float(rows[0]["ce"]) > 0
+    assert HilbertConfig.from_dict(yaml.safe_load(r.config_yaml.read_text())).to_dict() == c.to_dict()
+    model, meta = load_checkpoint(r.model_path)
+    assert meta["label_names"] == ["case", "control"] and meta["task"] == "dx"
+    assert meta["backbones"]["text"] == {"name": "minilm", "fingerprint": "fp-minilm"}
+    assert meta["segmentation"] == {"target_words": 17} and meta["extra"]["n_documents"] == 29
+    assert not list(r.model_path.parent.glob(".*tmp"))  # atomic writes left no temp files
+
+
+def test_cli_train(workspace, tmp_path):
+    ws, _ = workspace
+    out = tmp_path / "cli.pt"
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model:\n  d: 16\n  heads: 2\ntrain:\n  epochs: 5\n")
+    res = CliRunner().invoke(app, ["train", "--task", "dx", "--config", str(cfg_file), "--configuration", "transfer",
+                                   "--epochs", "2", "-o", str(out), "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    assert "resolved config" in res.output and "configuration: transfer" in res.output and str(out) in res.output
+    _, meta = load_checkpoint(out)
+    assert meta["config"]["train"]["epochs"] == 2 and meta["config"]["model"]["d"] == 16
+    res = CliRunner().invoke(app, ["train", "--task", "dx", "--losses", "cka,kl", "-w", str(ws.root)])
+    assert isinstance(res.exception, HilbertError) and "kl" in str(res.exception)
