@@ -276,6 +276,15 @@ def test_demo_data_then_segment_with_the_bundled_asr(tmp_path, monkeypatch):
     assert {d.asr for d in r.documents if d.source != "transcript"} == {"cached"}
     assert all(len(ws.load_doc(d).segments) == 1 for d in truth)
 
+    # one new recording outside the corpus (what `predict` does), with the stored settings
+    doc_id = next(d for d, t in truth.items() if t["transcript"] is None)
+    new = tmp_path / "new" / truth[doc_id]["audio"]
+    new.parent.mkdir()
+    new.write_bytes((corpus / truth[doc_id]["audio"]).read_bytes())
+    rec = segment_recording(new, ws.load_manifest().segmentation, cache_dir=ws.transcripts_dir)
+    assert calls == [] and rec.segments[0].source == "asr"
+    assert [s.text for s in rec.segments] == [s.text for s in ws.load_doc(doc_id).segments]
+
 
 @pytest.mark.slow
 def test_openai_whisper_engine_by_path(tmp_path):
