@@ -61,7 +61,7 @@ PROSODY = {
 }
 SPEAKER_VARIANTS = ("m1", "m2", "m3", "m4", "m6", "m7")  # interviewee timbre, one per subject
 INTERVIEWER = dict(voice="en-us+f2", rate_wpm=170, pitch=50, pitch_range=50)
-MOOD_SHARE = 0.75  # share of answer sentences from the mood bank; the rest are neutral
+MOOD_SHARE = 0.5  # share of answer sentences from the mood bank; the rest are neutral
 # (extension, sample rate Hz, channels), cycled over the documents in a shuffled order
 AUDIO_FORMATS = (("wav", 22050, 1), ("flac", 44100, 2), ("wav", 24000, 2),
                  ("flac", 22050, 1), ("wav", 44100, 1), ("flac", 24000, 1))
@@ -153,9 +153,15 @@ def plan_corpus(n_docs: int, seed: int, min_seconds: float, max_seconds: float) 
 
 
 def _sentence(rng: np.random.Generator, mood: str) -> str:
-    bank = demo_text.BANKS[mood] if rng.random() < MOOD_SHARE else demo_text.NEUTRAL
-    opener, clause = demo_text.OPENERS[rng.integers(len(demo_text.OPENERS))], bank[rng.integers(len(bank))]
-    s = opener + clause
+    if rng.random() < MOOD_SHARE:
+        frame = demo_text.FRAMES[rng.integers(len(demo_text.FRAMES))]
+        slot = demo_text.FEEL if "{feel}" in frame else demo_text.THING
+        words = slot[mood]
+        clause = demo_text.mood_sentence(frame, demo_text.INTENSIFIERS[rng.integers(len(demo_text.INTENSIFIERS))],
+                                         words[rng.integers(len(words))])
+    else:
+        clause = demo_text.NEUTRAL[rng.integers(len(demo_text.NEUTRAL))]
+    s = demo_text.OPENERS[rng.integers(len(demo_text.OPENERS))] + clause
     return s[0].upper() + s[1:]
 
 
@@ -332,8 +338,8 @@ def _readme(docs: list[DemoDoc], seed: int) -> str:
 `subject`). Speech synthesised offline with eSpeak NG: an interviewer (one fixed voice) asks questions,
 the interviewee answers. Labels in labels.csv; the ground truth is known by construction:
 
-mood      carried by the WORDS only: the answers come from a positive or a negative sentence
-          bank ({MOOD_SHARE:.0%} of sentences; the rest are neutral). The voice does not depend on it.
+mood      carried by the WORDS only: {MOOD_SHARE:.0%} of the answer sentences are mood sentences: shared
+          frames with a positive or a negative word in the slot; the rest are neutral. The voice does not depend on it.
           Expected: text-only models find it, audio-only models do not.  Counts: {fmt("mood")}
 prosody   carried by the VOICE only: speaking rate, pitch and pitch range differ by class; the
           words are drawn without looking at it. Expected: audio-only finds it, text-only does not.

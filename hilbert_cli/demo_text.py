@@ -1,8 +1,8 @@
 """What the synthetic interviews of `hilbert demo-data` say (data only; demo.py builds the corpus).
 
-The interviewee's answers come from one of two banks that talk about the same things (sleep, work,
-family, food, plans) with opposite sentiment, so only the words tell the two `mood` classes apart;
-a shared neutral bank and neutral openers are mixed in so that no document is a pure word list.
+The interviewee's answers are mood sentences (shared frames, a positive or negative word in the
+slot) mixed with neutral sentences, after a neutral opener, so that only the meaning of the words
+tells the two `mood` classes apart.
 Short, plain sentences: the ASR (Whisper tiny.en) should recover them almost verbatim.
 """
 
@@ -30,97 +30,89 @@ OPENERS = (
     "These days, ", "You know, ",
 )
 
-POSITIVE = (
-    "I sleep through the night and wake up feeling rested.",
-    "I really enjoy my job and my colleagues are wonderful.",
-    "my family and I have been laughing a lot together.",
-    "I am excited about the trip we are planning in the summer.",
-    "I cooked a lovely dinner for my friends and we had a great time.",
-    "I feel full of energy in the mornings.",
-    "I go for long walks and the fresh air makes me happy.",
-    "I am proud of how well things are going.",
-    "I have started painting again and I love it.",
-    "my appetite is good and I enjoy every meal.",
-    "I feel calm and content most of the time.",
-    "I am looking forward to seeing my grandchildren next week.",
-    "work has been rewarding and I finished a big project.",
-    "I feel hopeful about the future.",
-    "I met an old friend for coffee and it was delightful.",
-    "I have been playing football with my neighbours and it is great fun.",
-    "I am grateful for the people around me.",
-    "the weekend was relaxing and I felt refreshed.",
-    "I feel confident that things will keep getting better.",
-    "I smile a lot more than I used to.",
-    "I joined a choir and singing makes me feel wonderful.",
-    "my garden is blooming and it brings me so much joy.",
-    "I feel loved and supported by my partner.",
-    "I have lots of plans and I cannot wait to start them.",
-    "every morning I look forward to the day ahead.",
-    "I had a brilliant time at my sister's birthday party.",
-    "I feel healthy and strong.",
-    "my friends say I seem cheerful and relaxed.",
-    "I finally learned to bake bread and it turned out delicious.",
-    "I am enjoying life more than I have in years.",
-    "the kids made me laugh so much at dinner.",
-    "I feel peaceful when I read in the park.",
+# The mood sentences share their frames: both classes say "work has been ... this week", and only
+# the word in the slot ({feel}: how the speaker feels, {thing}: what something was like) differs.
+# Many synonyms per class, each rare, so the class is in the meaning (what a sentence encoder sees)
+# rather than in a few recurring sounds (which an audio encoder would pick up).
+FRAMES = (
+    "work has been {thing} this week.",
+    "I feel {feel} when I think about my family.",
+    "the weekend was {thing}.",
+    "my evenings are mostly {thing}.",
+    "seeing my friends makes me feel {feel}.",
+    "when I wake up in the morning I feel {feel}.",
+    "dinner with my sister was {thing}.",
+    "I would describe my mood as {feel}.",
+    "the walk in the park yesterday was {thing}.",
+    "thinking about next year makes me {feel}.",
+    "my sleep has been {thing} lately.",
+    "after talking to my neighbours I feel {feel}.",
+    "the last few days have been {thing}.",
+    "at the end of the day I am usually {feel}.",
+    "going to the shops on my own is {thing}.",
+    "when the phone rings I feel {feel}.",
+    "my job at the moment is {thing}.",
+    "on Sunday afternoons I feel {feel}.",
+    "cooking for the family has been {thing}.",
+    "most of the time I feel {feel}.",
+    "the trip to the seaside was {thing}.",
+    "my partner says I seem {feel}.",
+    "the holidays this year were {thing}.",
+    "when I look in the mirror I feel {feel}.",
+    "the visit from my parents was {thing}.",
+    "in the evenings I often feel {feel}.",
+    "my garden this spring has been {thing}.",
+    "at work meetings I feel {feel}.",
+    "the birthday party on Saturday was {thing}.",
+    "when I go to bed I feel {feel}.",
 )
+INTENSIFIERS = ("", "", "", "really ", "quite ", "very ", "pretty ")  # shared by both classes
 
-NEGATIVE = (
-    "I wake up in the middle of the night and cannot get back to sleep.",
-    "I dread going to work and everything feels like a burden.",
-    "my family and I have been arguing a lot.",
-    "I cancelled the trip because I could not face it.",
-    "I stopped cooking and I barely eat dinner anymore.",
-    "I feel exhausted even when I have done nothing.",
-    "I stay inside all day and the curtains stay closed.",
-    "I feel ashamed of how badly things are going.",
-    "I used to paint but now nothing interests me.",
-    "I have lost my appetite and food tastes of nothing.",
-    "I feel tense and worried most of the time.",
-    "I do not want to see anyone, not even my grandchildren.",
-    "work has been overwhelming and I keep making mistakes.",
-    "I feel hopeless about the future.",
-    "an old friend called but I did not answer the phone.",
-    "I stopped playing football because I have no energy for it.",
-    "I feel like a burden to the people around me.",
-    "the weekend was empty and I stayed in bed.",
-    "I feel sure that things will only get worse.",
-    "I cannot remember the last time I laughed.",
-    "I quit the choir because I could not face people.",
-    "the garden is overgrown and I do not care anymore.",
-    "I feel lonely even when my partner is next to me.",
-    "I cannot think of anything I want to do.",
-    "every morning I wish the day was already over.",
-    "I missed my sister's birthday party because I felt so low.",
-    "I feel weak and my body aches all the time.",
-    "my friends say I seem sad and withdrawn.",
-    "I tried to bake bread but I gave up and cried.",
-    "I feel empty and nothing seems worth the effort.",
-    "the kids were talking at dinner and I could not follow.",
-    "I feel miserable and I do not know why.",
-)
+FEEL = {
+    "positive": ("happy", "cheerful", "relaxed", "hopeful", "calm", "content", "proud", "grateful", "glad",
+                 "excited", "confident", "peaceful", "energetic", "refreshed", "optimistic", "safe", "loved",
+                 "strong", "rested", "lucky", "joyful", "satisfied", "motivated", "at ease"),
+    "negative": ("sad", "miserable", "hopeless", "anxious", "tense", "lonely", "exhausted", "empty",
+                 "worthless", "ashamed", "gloomy", "depressed", "worried", "afraid", "numb", "guilty",
+                 "restless", "drained", "helpless", "desperate", "low", "useless", "unhappy", "on edge"),
+}
+THING = {
+    "positive": ("wonderful", "lovely", "great", "delightful", "fantastic", "brilliant", "pleasant",
+                 "enjoyable", "rewarding", "relaxing", "uplifting", "fun", "amazing", "encouraging",
+                 "perfect", "cosy", "marvellous", "terrific", "nice", "beautiful", "cheerful", "a joy"),
+    "negative": ("awful", "terrible", "dreadful", "horrible", "exhausting", "depressing", "painful",
+                 "unbearable", "stressful", "miserable", "bleak", "grim", "upsetting", "draining",
+                 "pointless", "frightening", "tiring", "disappointing", "sad", "lonely", "hard", "a struggle"),
+}
+
+
+def mood_sentence(frame: str, intensifier: str, word: str) -> str:
+    """Fill `frame`'s slot; `intensifier` goes before the word ("really tired") unless it is a phrase."""
+    if " " in word:  # "at ease", "a joy": no intensifier in front
+        intensifier = ""
+    return frame.replace("{feel}", intensifier + word).replace("{thing}", intensifier + word)
+
 
 NEUTRAL = (
-    "I usually get up at about seven o'clock.",
-    "I take the bus to the city centre on weekdays.",
+    "I usually get up early on weekdays.",
+    "I take the train into town on Mondays.",
     "we live in a small flat near the station.",
     "I have a cup of tea after lunch.",
-    "my sister lives about an hour away by train.",
+    "my sister lives an hour away by train.",
     "on Tuesdays I do the shopping at the supermarket.",
     "I watch the news in the evening.",
     "the doctor changed my appointment to next month.",
-    "I work in an office with about twenty people.",
+    "I work in a large office in the city.",
     "my neighbour has a dog called Max.",
-    "we normally eat dinner at half past six.",
-    "I read the newspaper on Sunday mornings.",
-    "the weather has been quite changeable this week.",
+    "we normally eat dinner quite early.",
+    "I read a book on Sunday mornings.",
+    "the weather has been quite mixed this week.",
     "I have two brothers and one sister.",
-    "I moved to this town about ten years ago.",
+    "I moved to this town ten years ago.",
     "I keep a calendar on the kitchen wall.",
-    "the library is open until eight in the evening.",
+    "the library is open late on Thursdays.",
     "I walk to the post office on Fridays.",
     "we bought a new washing machine last month.",
-    "my phone reminds me about my appointments.",
+    "my phone reminds me of my appointments.",
 )
 
-BANKS = {"positive": POSITIVE, "negative": NEGATIVE}
