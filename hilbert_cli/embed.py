@@ -34,7 +34,8 @@ from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbo
 from .errors import HilbertError
 from .workspace import SegmentedDoc, Workspace
 
-__all__ = ["EmbedResult", "embed_corpus", "document_embeddings", "embed_document", "backbone_fingerprint"]
+__all__ = ["EmbedResult", "embed_corpus", "document_embeddings", "embed_document", "embed_documents",
+           "backbone_fingerprint"]
 
 CACHE_FORMAT = 1  # bump when the file layout or the pooling code changes meaning
 FLOAT16_MAX = 60000.0  # vectors with larger magnitudes are stored as float32 instead
@@ -243,3 +244,13 @@ def embed_document(doc: SegmentedDoc, audio_backbone: str = DEFAULT_AUDIO, text_
     """(A, T) for one document that need not be in a workspace (e.g. a new recording in `predict`)."""
     vectors, _ = _embed_docs([doc], audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, None)
     return vectors[doc.doc_id]
+
+
+def embed_documents(docs: list[SegmentedDoc], audio_backbone: str = DEFAULT_AUDIO, text_backbone: str = DEFAULT_TEXT, *,
+                    cache_dir, layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
+                    progress: Progress | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """doc_id -> (A, T) for documents outside a workspace, loading each encoder at most once (doc_ids must differ)."""
+    if len({d.doc_id for d in docs}) != len(docs):
+        raise HilbertError("embed_documents: the documents' ids must differ (vectors are returned by id).")
+    vectors, _ = _embed_docs(docs, audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, progress)
+    return vectors

@@ -105,8 +105,8 @@ class _Transcriber:
     """ASR through the transcript cache. The spec (and that its model is on this machine) is
     checked at once; the weights load on first use."""
 
-    def __init__(self, spec: str, allow_download: bool):
-        self.engine = load_asr(spec, allow_download)
+    def __init__(self, spec: str, allow_download: bool, engine=None):
+        self.engine = engine if engine is not None else load_asr(spec, allow_download)
 
     def words(self, audio, sha, cache_dir, progress):
         if cache_dir is None:
@@ -236,9 +236,10 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
 
 
 def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: str | os.PathLike | None = None,
-                      allow_download: bool = False) -> SegmentedDoc:
+                      allow_download: bool = False, asr_engine=None) -> SegmentedDoc:
     """Segment ONE recording outside any corpus (for `predict`), with stored `settings`; a transcript
-    with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed."""
+    with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed.
+    `asr_engine` (from asr.load_asr(settings["asr"])) lets many calls share one loaded ASR model."""
     audio_path = Path(audio_path)
     if not audio_path.is_file():
         raise HilbertError(f"{audio_path}: no such audio file.")
@@ -248,5 +249,5 @@ def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: 
         raise HilbertError(f"{audio_path}: several transcripts beside it ({', '.join(sorted(p.name for p in beside))}); keep one.")
     s = SegmentSettings.from_dict(settings)
     doc = Document(audio_path.stem, audio_path, beside[0] if beside else None)
-    seg_doc, _, _ = _segment_one(doc, s, _Transcriber(s.asr, allow_download), cache_dir, file_sha256(audio_path), lambda f: None)
+    seg_doc, _, _ = _segment_one(doc, s, _Transcriber(s.asr, allow_download, asr_engine), cache_dir, file_sha256(audio_path), lambda f: None)
     return seg_doc
