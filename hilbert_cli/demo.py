@@ -29,7 +29,7 @@ import numpy as np
 from . import demo_text
 from .atomic import atomic_save, atomic_write_json, atomic_write_text
 from .errors import HilbertError
-from .tts import synthesize_native
+from .tts import Engine
 
 MIN_DOCS = 8  # fewer cannot hold every spectrum class and every file format
 MIN_SECONDS = 5.0  # shortest document length accepted (seconds)
@@ -165,9 +165,9 @@ def _sentence(rng: np.random.Generator, mood: str) -> str:
     return s[0].upper() + s[1:]
 
 
-def _speak(text: str, **voice) -> tuple[np.ndarray, list, int]:
+def _speak(tts: Engine, text: str, **voice) -> tuple[np.ndarray, list, int]:
     """Synthesise one sentence, trimmed of eSpeak's leading and trailing silence."""
-    samples, rate, words = synthesize_native(text, **voice)
+    samples, rate, words = tts.synthesize_native(text, **voice)
     x = samples.astype(np.float32) / 32768.0
     loud = np.flatnonzero(np.abs(x) > SILENCE_LEVEL)
     a, b = (loud[0], loud[-1] + 1) if loud.size else (0, len(x))
@@ -176,8 +176,10 @@ def _speak(text: str, **voice) -> tuple[np.ndarray, list, int]:
     return x[a:b], words, rate
 
 
-def render_doc(doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seconds: float) -> tuple[np.ndarray, int]:
-    """Synthesise `doc` (fills duration, text, cues, words): mono float32 audio at eSpeak's rate.
+def render_doc(
+    tts: Engine, doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seconds: float,
+) -> tuple[np.ndarray, int]:
+    """Synthesise `doc` (fills in its duration, text, cues and words): mono float32 audio and its rate in Hz.
 
     Turns (a question, then 2-5 answer sentences) are added until the document reaches its target
     length; a sentence that would push it past `max_seconds` ends it instead, once it has `min_seconds`."""
@@ -203,7 +205,7 @@ def render_doc(doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seco
     for turn in range(10_000):
         pause = rng.uniform(*(PAUSE_BETWEEN_TURNS if turn else LEAD_IN))
         text = demo_text.QUESTIONS[questions[turn % len(questions)]]
-        clip = _speak(text, **INTERVIEWER)
+        clip = _speak(tts, text, **INTERVIEWER)
         if turn and not fits(pause, clip, reserve=ROOM_FOR_ANSWER):
             break
         add(pause, clip, text, "interviewer")
@@ -213,7 +215,7 @@ def render_doc(doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seco
             voice = dict(doc.voice, rate_wpm=doc.voice["rate_wpm"] + int(rng.integers(-4, 5)),
                          pitch=int(np.clip(doc.voice["pitch"] + rng.integers(-2, 3), 0, 99)))
             text = _sentence(rng, doc.labels["mood"])
-            clip = _speak(text, **voice)
+            clip = _speak(tts, text, **voice)
             if turn and not fits(pause, clip):
                 done = True
                 break
@@ -229,7 +231,7 @@ def render_doc(doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seco
     audio *= rng.uniform(*PEAK) / max(float(np.abs(audio).max()), 1e-9)
     doc.duration = round(len(audio) / rate, 3)
     doc.text = "\n".join(_turn_lines(doc.cues))
-    return audio, rate
+    return audio.astype(np.float32), rate
 
 
 def _turn_lines(cues: list[dict]) -> list[str]:
@@ -384,15 +386,17 @@ def make_demo_corpus(
     for name in sorted(set(previous) - set(files)):
         (out_dir / name).unlink(missing_ok=True)
 
-    for i, doc in enumerate(docs):
-        audio, rate = render_doc(doc, seed, i, min_seconds, max_seconds)
-        data = _to_file_audio(audio, rate, doc, seed, i)
-        fmt = "FLAC" if doc.audio.endswith(".flac") else "WAV"
-        atomic_save(out_dir / doc.audio, lambda f: sf.write(f, data, doc.sample_rate, format=fmt, subtype="PCM_16"))
-        if doc.transcript:
-            atomic_write_text(out_dir / doc.transcript, transcript_text(doc))
-        if progress is not None:
-            progress(i + 1, n_docs)
+    # a private copy of eSpeak: the same seed gives the same bytes, whatever this process spoke before
+    with Engine(fresh=True) as tts:
+        for i, doc in enumerate(docs):
+            audio, rate = render_doc(tts, doc, seed, i, min_seconds, max_seconds)
+            data = _to_file_audio(audio, rate, doc, seed, i)
+            fmt = "FLAC" if doc.audio.endswith(".flac") else "WAV"
+            atomic_save(out_dir / doc.audio, lambda f: sf.write(f, data, doc.sample_rate, format=fmt, subtype="PCM_16"))
+            if doc.transcript:
+                atomic_write_text(out_dir / doc.transcript, transcript_text(doc))
+            if progress is not None:
+                progress(i + 1, n_docs)
 
     buf = io.StringIO()
     buf.write("id,subject," + ",".join(TASKS) + "\n")

@@ -3,12 +3,15 @@
 Driven through ctypes: no eSpeak install, no network. Used by `hilbert demo-data` to synthesise a corpus
 whose ground truth is known (what was said, how fast, how high).
 
-eSpeak keeps its state in the process (one voice, one set of parameters, one callback), so every call goes
-through one lock and the library is initialised once.
+eSpeak keeps its state inside the library (one voice, one set of parameters, one callback), so every
+call on an engine goes through its lock; the shared engine is loaded and initialised once per process.
 """
 from __future__ import annotations
 
 import ctypes
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 
@@ -22,6 +25,7 @@ MIN_RATE_WPM, MAX_RATE_WPM = 80, 450  # words per minute
 MIN_PITCH, MAX_PITCH = 0, 99  # base pitch, eSpeak's 0-99 scale (50 = the voice's normal)
 MIN_RANGE, MAX_RANGE = 0, 99  # pitch range: 0 = monotone, 50 = normal
 BUFFER_MS = 500  # length of the chunks eSpeak hands to the callback
+RAND_SEED = 0  # eSpeak's own random generator (noise in some sounds), fixed so that output is repeatable
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -63,10 +67,17 @@ class WordTiming:
     end: float
 
 
-class _Engine:
-    """The loaded library, its native sample rate, and what the running synthesis has collected."""
+class Engine:
+    """One loaded copy of the eSpeak NG library, with its own lock.
 
-    def __init__(self) -> None:
+    eSpeak carries synthesis state (waveform phase, pitch flutter, its random generator) from one call
+    to the next inside the library, so the same sentence can come out a few samples different depending
+    on what was spoken before. `Engine(fresh=True)` loads a private copy of the library (a temporary copy of the file, so
+    that the dynamic loader gives it its own state): the same sequence of calls then gives the same
+    samples, whatever else the process synthesised. Close it (or use `with`) to unload the copy.
+    The module-level `synthesize` functions share one ordinary engine per process."""
+
+    def __init__(self, fresh: bool = False) -> None:
         try:
             import espeakng_loader
         except ImportError:
@@ -74,12 +85,16 @@ class _Engine:
                 "text-to-speech needs the `espeakng-loader` package; install it with `pip install espeakng-loader`."
             ) from None
         lib_path, data_path = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+        self._tmpdir: str | None = None
+        if fresh:
+            self._tmpdir = tempfile.mkdtemp(prefix="hilbert-espeak-")
+            lib_path = shutil.copy(lib_path, os.path.join(self._tmpdir, "private-" + os.path.basename(lib_path)))
         try:
             lib = ctypes.CDLL(lib_path)
         except OSError as e:
+            self._remove_copy()
             raise HilbertError(f"{lib_path}: cannot load the eSpeak NG library ({e}); reinstall `espeakng-loader`.") from None
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
         lib.espeak_SetSynthCallback.restype = None
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
@@ -88,38 +103,109 @@ class _Engine:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
             ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
         ]
-        for f in (lib.espeak_SetVoiceByName, lib.espeak_SetParameter, lib.espeak_Synth):
+        for f in (lib.espeak_Initialize, lib.espeak_SetVoiceByName, lib.espeak_SetParameter, lib.espeak_Synth,
+                  lib.espeak_Terminate):
             f.restype = ctypes.c_int
         rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, data_path.encode(), _INITIALIZE_DONT_EXIT)
         if rate <= 0:
+            self._remove_copy()
             raise HilbertError(f"{data_path}: eSpeak NG could not read its voice data; reinstall `espeakng-loader`.")
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # eSpeak seeds its noise generator from the clock otherwise
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            lib.espeak_ng_SetRandSeed(RAND_SEED)
         self.lib, self.sample_rate = lib, rate
-        self.chunks: list[np.ndarray] = []
-        self.events: list[tuple[int, int, int]] = []  # (ms, text_position, length) of each word
+        self._lock = threading.Lock()
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int]] = []  # (ms, text_position, length) of each word
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: eSpeak holds only the pointer
         lib.espeak_SetSynthCallback(self._callback)
 
     def _on_audio(self, wav, n_samples, events) -> int:
         if n_samples > 0:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             e = events[i]
             if e.type == _EVENT_WORD:
-                self.events.append((e.audio_position, e.text_position, e.length))
+                self._events.append((e.audio_position, e.text_position, e.length))
             i += 1
         return 0  # 0 = go on synthesising
 
+    def synthesize_native(
+        self, text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50,
+        volume: int = 100, word_gap_ms: int = 0,
+    ) -> tuple[np.ndarray, int, list[WordTiming]]:
+        """Speak `text` at eSpeak's own sample rate: (int16 samples, sample rate in Hz, word timings).
 
-_lock = threading.Lock()
-_engine: _Engine | None = None  # the loaded library (process-global in eSpeak itself)
+        `voice` is an eSpeak voice name, optionally with a variant (`en-us+m3`, `en+f2`); `volume` is
+        0-200 (100 = normal); `word_gap_ms` adds a pause between words (eSpeak counts it in 10 ms units)."""
+        if not text.strip():
+            raise HilbertError("text: nothing to synthesise (the text is empty).")
+        rate_wpm = _check_range("rate_wpm", rate_wpm, MIN_RATE_WPM, MAX_RATE_WPM)
+        pitch = _check_range("pitch", pitch, MIN_PITCH, MAX_PITCH)
+        pitch_range = _check_range("pitch_range", pitch_range, MIN_RANGE, MAX_RANGE)
+        volume = _check_range("volume", volume, 0, 200)
+        word_gap_ms = _check_range("word_gap_ms", word_gap_ms, 0, 1000)
+        data = text.encode("utf-8")
+        with self._lock:
+            if self.lib is None:
+                raise HilbertError("text-to-speech: this engine was closed; create a new one.")
+            if self.lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
+                raise HilbertError(f"voice: eSpeak NG has no voice {voice!r}; use e.g. 'en-us', 'en', 'en-us+m3' or 'en+f2'.")
+            for name, value in (("rate", rate_wpm), ("pitch", pitch), ("range", pitch_range), ("volume", volume),
+                                ("wordgap", word_gap_ms // 10)):
+                self.lib.espeak_SetParameter(_PARAM[name], value, 0)
+            self._chunks, self._events = [], []
+            buf = ctypes.create_string_buffer(data)
+            err = self.lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            chunks, events = self._chunks, self._events
+            self._chunks, self._events = [], []
+        if err != _EE_OK:
+            raise HilbertError(f"text: eSpeak NG failed to synthesise {text[:40]!r} (error {err}).")
+        samples = np.concatenate(chunks).astype(np.int16, copy=False) if chunks else np.zeros(0, dtype=np.int16)
+        return samples, self.sample_rate, _word_timings(text, events, samples, self.sample_rate)
+
+    def synthesize(
+        self, text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50,
+    ) -> tuple[np.ndarray, list[WordTiming]]:
+        """Speak `text`: (float32 mono samples at 16 kHz in [-1, 1], word timings in seconds)."""
+        import soxr
+
+        samples, rate, words = self.synthesize_native(text, voice, rate_wpm, pitch, pitch_range)
+        audio = samples.astype(np.float32) / 32768.0
+        if rate != SAMPLE_RATE:
+            audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+        return np.ascontiguousarray(audio, dtype=np.float32), words
+
+    def close(self) -> None:
+        """Unload a private copy (the shared engine stays loaded: other code may be using it)."""
+        with self._lock:
+            if self._tmpdir is None or self.lib is None:
+                return
+            self.lib.espeak_Terminate()
+            _unload(self.lib._handle)
+            self.lib = None
+            self._remove_copy()
+
+    def _remove_copy(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)  # only our temporary copy of the library
+            self._tmpdir = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _get_engine() -> _Engine:
-    global _engine
-    if _engine is None:
-        _engine = _Engine()
-    return _engine
+def _unload(handle: int) -> None:
+    import _ctypes
+
+    if hasattr(_ctypes, "dlclose"):
+        _ctypes.dlclose(handle)
+    else:  # Windows
+        _ctypes.FreeLibrary(handle)
 
 
 def _check_range(name: str, value: int, lo: int, hi: int) -> int:
@@ -128,39 +214,16 @@ def _check_range(name: str, value: int, lo: int, hi: int) -> int:
     return int(value)
 
 
-def synthesize_native(
-    text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50,
-    volume: int = 100, word_gap_ms: int = 0,
-) -> tuple[np.ndarray, int, list[WordTiming]]:
-    """Speak `text` at eSpeak's own sample rate: (int16 samples, sample rate in Hz, word timings).
+_shared_lock = threading.Lock()
+_shared: Engine | None = None  # the library loaded once per process, for the module-level functions
 
-    `voice` is an eSpeak voice name, optionally with a variant (`en-us+m3`, `en+f2`); `word_gap_ms` adds
-    a pause between words (eSpeak counts it in units of 10 ms)."""
-    if not text.strip():
-        raise HilbertError("text: nothing to synthesise (the text is empty).")
-    rate_wpm = _check_range("rate_wpm", rate_wpm, MIN_RATE_WPM, MAX_RATE_WPM)
-    pitch = _check_range("pitch", pitch, MIN_PITCH, MAX_PITCH)
-    pitch_range = _check_range("pitch_range", pitch_range, MIN_RANGE, MAX_RANGE)
-    volume = _check_range("volume", volume, 0, 200)
-    word_gap_ms = _check_range("word_gap_ms", word_gap_ms, 0, 1000)
-    data = text.encode("utf-8")
-    with _lock:
-        eng = _get_engine()
-        lib = eng.lib
-        if lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-            raise HilbertError(f"voice: eSpeak NG has no voice {voice!r}; use e.g. 'en-us', 'en', 'en-us+m3' or 'en+f2'.")
-        for name, value in (("rate", rate_wpm), ("pitch", pitch), ("range", pitch_range), ("volume", volume),
-                            ("wordgap", word_gap_ms // 10)):
-            lib.espeak_SetParameter(_PARAM[name], value, 0)
-        eng.chunks, eng.events = [], []
-        buf = ctypes.create_string_buffer(data)
-        err = lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        chunks, events = eng.chunks, eng.events
-        eng.chunks, eng.events = [], []
-    if err != _EE_OK:
-        raise HilbertError(f"text: eSpeak NG failed to synthesise {text[:40]!r} (error {err}).")
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return samples.astype(np.int16, copy=False), eng.sample_rate, _word_timings(text, events, samples, eng.sample_rate)
+
+def _shared_engine() -> Engine:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Engine()
+        return _shared
 
 
 def _word_timings(text: str, events: list[tuple[int, int, int]], samples: np.ndarray, rate: int) -> list[WordTiming]:
@@ -189,17 +252,19 @@ def _word_timings(text: str, events: list[tuple[int, int, int]], samples: np.nda
     return out
 
 
+def synthesize_native(
+    text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50,
+    volume: int = 100, word_gap_ms: int = 0,
+) -> tuple[np.ndarray, int, list[WordTiming]]:
+    """Engine.synthesize_native on the process's shared engine."""
+    return _shared_engine().synthesize_native(text, voice, rate_wpm, pitch, pitch_range, volume, word_gap_ms)
+
+
 def synthesize(
     text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, pitch_range: int = 50,
 ) -> tuple[np.ndarray, list[WordTiming]]:
     """Speak `text`: (float32 mono samples at 16 kHz in [-1, 1], word timings in seconds).
 
     rate_wpm: speaking rate in words per minute (80-450); pitch: base pitch 0-99 (50 = the voice's
-    normal); pitch_range: intonation range 0-99 (0 = monotone)."""
-    import soxr
-
-    samples, rate, words = synthesize_native(text, voice, rate_wpm, pitch, pitch_range)
-    audio = samples.astype(np.float32) / 32768.0
-    if rate != SAMPLE_RATE:
-        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
-    return np.ascontiguousarray(audio, dtype=np.float32), words
+    normal); pitch_range: intonation range 0-99 (0 = monotone). Uses the process's shared engine."""
+    return _shared_engine().synthesize(text, voice, rate_wpm, pitch, pitch_range)
