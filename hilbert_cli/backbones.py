@@ -136,7 +136,7 @@ def _hf_snapshot(model_id: str, allow_download: bool, label: str) -> Path:
         raise HilbertError(f"{label}: could not download {model_id} ({e}); check the model id and the network.") from None
 
 
-def _loader_for_path(path: Path, kind: str | None) -> tuple[str, str]:
+def _loader_for_path(path: Path) -> tuple[str, str]:
     """(loader, kind) for a local file or folder, judged by the files it holds."""
     if path.is_file():
         if path.suffix == ".pt":
@@ -152,12 +152,12 @@ def _loader_for_path(path: Path, kind: str | None) -> tuple[str, str]:
             f"backbone {path}: the folder holds no model (no config.json, modules.json or model.bin); "
             f"give a Hugging Face, sentence-transformers or CTranslate2 Whisper model folder."
         )
-    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type", "")
-    if model_type == "whisper":
+    cfg = json.loads(config.read_text(encoding="utf-8"))
+    if cfg.get("model_type") == "whisper":
         return HF_WHISPER, AUDIO
-    if kind == TEXT:
-        return SENTENCE, TEXT  # a plain transformer: sentence-transformers adds mean pooling
-    return HF_AUDIO, AUDIO
+    if "conv_stride" in cfg:  # the wav2vec2 family (wav2vec2, HuBERT, WavLM, Conformer, data2vec-audio, ...)
+        return HF_AUDIO, AUDIO
+    return SENTENCE, TEXT  # a plain text transformer: sentence-transformers adds mean pooling
 
 
 def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download: bool = False) -> ResolvedBackbone:
@@ -182,11 +182,11 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
 
     path = Path(name_or_path).expanduser()
     if path.exists():
-        loader, found = _loader_for_path(path, kind)
+        loader, found = _loader_for_path(path)
         model = str(path.resolve())
     elif name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~")):
         path = _hf_snapshot(name_or_path, allow_download, f"{flag} {name_or_path}")
-        loader, found = _loader_for_path(path, kind)
+        loader, found = _loader_for_path(path)
         model = name_or_path
     else:
         valid = ", ".join(a for a, s in BACKBONES.items() if kind in (None, s.kind))
@@ -195,7 +195,8 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
             f"a Hugging Face model id (org/name) or a local model folder."
         )
     if kind is not None and found != kind:
-        raise HilbertError(f"{flag}: {name_or_path} holds a {found} model, not a {kind} one; pick a {kind} backbone.")
+        what = {AUDIO: "an audio", TEXT: "a text"}
+        raise HilbertError(f"{flag}: {name_or_path} holds {what[found]} model, not {what[kind]} one; pick {what[kind]} backbone.")
     return ResolvedBackbone(name_or_path, found, loader, model, path.resolve())
 
 

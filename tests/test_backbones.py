@@ -202,6 +202,16 @@ def test_sentence_transformers_folder_loads_by_path(models, no_network):
     assert vecs.shape == (3, 16) and np.isfinite(vecs).all()
 
 
+def test_plain_transformer_folder_is_a_text_backbone_with_mean_pooling(models, no_network):
+    plain = models["sbert"].parent / "tiny-bert-hf"  # a BERT saved by transformers, no sentence-transformers files
+    enc = load_backbone(str(plain))
+    assert isinstance(enc, encoders.TextEncoder) and enc.embed_texts(["yes", "no"]).shape == (2, 16)
+    with pytest.raises(HilbertError, match="holds a text model"):
+        load_backbone(str(plain), kind="audio")
+    with pytest.raises(HilbertError, match="holds an audio model"):
+        load_backbone(str(models["hubert"]), kind="text")
+
+
 def test_spectrogram_gives_log_mel_statistics():
     enc = load_backbone("spectrogram")
     assert enc.dimension == 80 and enc.frame_rate == 100.0
