@@ -1,0 +1,170 @@
+"""`hilbert demo-data`: the corpus layout, the designed ground truth, reproducibility, the CLI."""
+import csv
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from hilbert_cli import demo_text
+from hilbert_cli.cli import app
+from hilbert_cli.corpus import read_corpus
+from hilbert_cli.demo import PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus, plan_corpus
+from hilbert_cli.errors import HilbertError
+from hilbert_cli.transcripts import read_transcript
+
+SMALL = dict(n_docs=8, seed=1, min_seconds=8, max_seconds=12)  # every class and format once, ~1.3 min of audio
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    calls = []
+    result = make_demo_corpus(out, progress=lambda done, total: calls.append((done, total)), **SMALL)
+    return out, result, calls
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_layout_is_what_the_corpus_reader_expects(corpus):
+    out, result, calls = corpus
+    rows = list(csv.DictReader((out / "labels.csv").open()))
+    assert list(rows[0]) == ["id", "subject", *TASKS]
+    c = read_corpus(out)
+    assert c.problems == [] and c.tasks == list(TASKS)
+    assert sorted(d.doc_id for d in c.documents) == sorted(r["id"] for r in rows) and len(rows) == 8
+    assert Counter(r["subject"] for r in rows) == {f"S0{i}": 2 for i in range(1, 5)}  # two interviews per subject
+    assert calls == [(i, 8) for i in range(1, 9)]
+    assert result.n_docs == 8 and (out / "README.md").is_file()
+
+
+def test_formats_rates_channels_and_transcript_kinds_are_mixed(corpus):
+    out, result, _ = corpus
+    docs = read_corpus(out).documents
+    infos = {d.doc_id: sf.info(str(d.audio)) for d in docs}
+    assert {d.audio.suffix for d in docs} == {".wav", ".flac"}
+    assert {i.samplerate for i in infos.values()} == {22050, 24000, 44100}  # never 16 kHz
+    assert {i.channels for i in infos.values()} == {1, 2}
+    kinds = {d.transcript.suffix.lower() if d.transcript else None for d in docs}
+    assert kinds == {".txt", ".srt", ".vtt", ".textgrid", ".json", None}
+    durations = [i.frames / i.samplerate for i in infos.values()]
+    # a document reaches its minimum length even when that takes one sentence past the maximum
+    assert all(SMALL["min_seconds"] <= s <= SMALL["max_seconds"] + 5.0 for s in durations), durations
+    assert abs(sum(durations) - result.total_seconds) < 0.1
+
+
+def test_transcripts_hold_the_generating_text_and_times(corpus):
+    out, _, _ = corpus
+    truth = load_truth(out)
+    for d in read_corpus(out).documents:
+        t = truth[d.doc_id]
+        assert t["text"].split() == [w for w, _, _ in t["words"]]  # word timings cover every word
+        if d.transcript is None:
+            continue
+        tr = read_transcript(d.transcript)
+        assert tr.words == t["text"].split()
+        if tr.timed:
+            assert [(c.start, c.end, c.text) for c in tr.cues] == [(c["start"], c["end"], c["text"]) for c in t["cues"]]
+            assert tr.cues[-1].end <= t["duration"]
+
+
+def test_cue_times_match_the_sound(corpus):
+    """Cues start where speech starts: louder inside the cues than in the pauses between them."""
+    out, _, _ = corpus
+    truth = load_truth(out)
+    for doc_id, t in truth.items():
+        x, sr = sf.read(str(out / t["audio"]), dtype="float32", always_2d=True)
+        x = x[:, 0]
+        inside = np.zeros(len(x), bool)
+        for c in t["cues"]:
+            inside[int(c["start"] * sr):int(c["end"] * sr)] = True
+        rms_in, rms_out = (np.sqrt(np.mean(x[m] ** 2)) for m in (inside, ~inside))
+        assert rms_in > 10 * rms_out, doc_id
+
+
+def test_each_factor_drives_only_its_own_modality(corpus):
+    out, _, _ = corpus
+    for doc_id, t in load_truth(out).items():
+        labels, voice = t["labels"], t["voice"]
+        assert SPECTRUM[labels["spectrum"]][:2] == (labels["mood"], labels["prosody"])
+        p = PROSODY[labels["prosody"]]
+        assert p.rate_wpm[0] <= voice["rate_wpm"] <= p.rate_wpm[1] and p.pitch[0] <= voice["pitch"] <= p.pitch[1]
+        said = " ".join(c["text"].lower() for c in t["cues"] if c["speaker"] == "interviewee")
+        other = "negative" if labels["mood"] == "positive" else "positive"
+        foreign = [w for w in demo_text.FEEL[other] + demo_text.THING[other] if f" {w}." in f" {said}"]
+        assert not foreign, (doc_id, foreign)
+    # the slot words are the only carriers of mood: no frame, neutral sentence, question or opener uses them
+    shared = " ".join(demo_text.FRAMES + demo_text.NEUTRAL + demo_text.QUESTIONS + demo_text.OPENERS).lower()
+    words = [w for m in ("positive", "negative") for w in demo_text.FEEL[m] + demo_text.THING[m]]
+    assert not [w for w in words if f" {w} " in f" {shared.replace('.', ' ').replace(',', ' ')} "]
+    assert not set(demo_text.FEEL["positive"] + demo_text.THING["positive"]) & set(
+        demo_text.FEEL["negative"] + demo_text.THING["negative"])
+
+
+def test_prosody_classes_do_not_overlap_and_are_independent_of_mood():
+    docs = plan_corpus(60, seed=0, min_seconds=30, max_seconds=90)
+    rates = {k: [d.voice["rate_wpm"] for d in docs if d.labels["prosody"] == k] for k in PROSODY}
+    assert max(rates["slowed"]) < min(rates["typical"])
+    pitch = {m: np.mean([d.voice["pitch"] for d in docs if d.labels["mood"] == m and d.labels["prosody"] == "typical"])
+             for m in ("positive", "negative")}
+    assert abs(pitch["positive"] - pitch["negative"]) < 5  # the voice does not know the mood
+
+
+@pytest.mark.parametrize("n", [8, 60, 101])
+def test_labels_have_the_designed_proportions(n):
+    docs = plan_corpus(n, seed=5, min_seconds=30, max_seconds=90)
+    counts = Counter(d.labels["spectrum"] for d in docs)
+    for cls, (_, _, prior) in SPECTRUM.items():
+        assert abs(counts[cls] - prior * n) < 1, (cls, counts)
+    assert counts["none"] > counts["mild"] >= counts["moderate"] > counts["severe"] >= 1
+    assert Counter(d.labels["mood"] for d in docs)["negative"] == counts["mild"] + counts["severe"]
+    assert Counter(d.labels["prosody"] for d in docs)["slowed"] == counts["moderate"] + counts["severe"]
+
+
+def test_same_seed_same_bytes_other_seed_other_corpus(corpus, tmp_path):
+    out, _, _ = corpus
+    make_demo_corpus(tmp_path / "again", **SMALL)
+    assert _digest(tmp_path / "again") == _digest(out)
+    make_demo_corpus(tmp_path / "other", **{**SMALL, "seed": 2})
+    a, b = load_truth(out), load_truth(tmp_path / "other")
+    assert [d["text"] for d in a.values()] != [d["text"] for d in b.values()]
+
+
+def test_rewrites_an_earlier_demo_corpus_and_refuses_other_folders(tmp_path):
+    out = tmp_path / "c"
+    make_demo_corpus(out, n_docs=10, seed=0, min_seconds=5, max_seconds=6)
+    assert (out / "P010.wav").exists() or (out / "P010.flac").exists()
+    make_demo_corpus(out, n_docs=8, seed=0, min_seconds=5, max_seconds=6)  # the old P009, P010 go
+    assert not list(out.glob("P009.*")) and not list(out.glob("P010.*"))
+    assert read_corpus(out).problems == [] and len(load_truth(out)) == 8
+
+    (out / "notes.docx").write_text("mine")
+    with pytest.raises(HilbertError, match="not a demo corpus.*notes.docx"):
+        make_demo_corpus(out, **SMALL)
+    assert (out / "notes.docx").read_text() == "mine"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(HilbertError, match="not a folder"):
+        make_demo_corpus(tmp_path / "file", **SMALL)
+    with pytest.raises(HilbertError, match="--n-docs"):
+        make_demo_corpus(tmp_path / "few", n_docs=4)
+    with pytest.raises(HilbertError, match="--min-seconds"):
+        make_demo_corpus(tmp_path / "short", min_seconds=60, max_seconds=30)
+    with pytest.raises(HilbertError, match="not a corpus written by"):
+        load_truth(tmp_path)
+
+
+def test_cli_writes_the_corpus_and_prints_a_summary(tmp_path):
+    res = CliRunner().invoke(app, ["demo-data", str(tmp_path / "d"), "--n-docs", "8", "--seed", "3",
+                                   "--min-seconds", "5", "--max-seconds", "6"])
+    assert res.exit_code == 0, res.output
+    assert "Wrote 8 interviews" in res.output and "spectrum" in res.output and "words and voice" in res.output
+    assert len(read_corpus(tmp_path / "d").documents) == 8
+    res = CliRunner().invoke(app, ["demo-data", str(tmp_path / "e"), "--n-docs", "3"])
+    assert res.exit_code != 0 and isinstance(res.exception, HilbertError) and "--n-docs" in str(res.exception)
+    assert not (tmp_path / "e").exists()
