@@ -77,7 +77,7 @@ def read_checkpoint(path: str | Path) -> dict:
             f"{p}: refused to load because the file contains pickled objects that could run code; "
             f"only use model files made by `hilbert train`."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError, ImportError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, LookupError, AttributeError, TypeError, ImportError) as e:
         raise HilbertError(f"{p}: not a readable hilbert model file ({type(e).__name__}); give a model.pt made by `hilbert train`.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HilbertError(f"{p}: not a hilbert model file (no {FORMAT!r} header); give a model.pt made by `hilbert train`.")
