@@ -43,6 +43,74 @@ def _fail(message: str, code: int = 1) -> None:
 # (commands are added below this line)
 
 
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., metavar="MODEL.pt", help="Model file written by `hilbert train`."),
+    inputs: list[Path] = typer.Argument(..., metavar="FILE_OR_DIR...", help="Recordings, or folders of recordings (a same-stem transcript beside one is used)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON (one object per file)."),
+    explain_csv: Optional[Path] = typer.Option(None, "--explain", help="Write every segment's weight per modality to this CSV."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Classify new recordings with a trained model: label, every class probability, and the segments that weighed most.
+
+    Transcripts and embeddings are cached in the workspace, so predicting a file again is instant. Exits 1 if any file failed.
+
+    Example: hilbert predict model.pt demo/new --json predictions.json --explain segments.csv
+    """
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .predict import predict_files, write_explain_csv, write_json
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        bars = {}
+
+        def on_progress(stage: str, done: int, total: int):
+            if stage not in bars:
+                unit = {"segment": "files", "audio": "files", "text": "segments"}.get(stage, "")
+                bars[stage] = bar.add_task(f"{'segment' if stage == 'segment' else 'embed ' + stage} ({unit})", total=total)
+            bar.update(bars[stage], completed=done, total=total)
+
+        r = predict_files(model, inputs, workspace=workspace, allow_download=allow_download, progress=on_progress)
+
+    for w in r.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    ok = [p for p in r.predictions if p.error is None]
+    table = Table(title=f"task {r.task!r}: {r.configuration} ({r.backbones['audio']} + {r.backbones['text']})")
+    table.add_column("file")
+    table.add_column("label", style="bold")
+    for name in r.label_names:
+        table.add_column(f"p({escape(name)})", justify="right")
+    for p in ok:
+        table.add_row(escape(p.file), escape(p.label), *(f"{p.probabilities[n]:.3f}" for n in r.label_names))
+    if ok:
+        console.print(table)
+    for p in ok:
+        seg = Table(title=f"{escape(p.file)}: top {len(p.top_segments)} of {len(p.segments)} segments", title_justify="left")
+        for col, just in (("time", "left"), ("weight", "right"), ("text", "left")):
+            seg.add_column(col, justify=just, overflow="fold")
+        for s in p.top_segments:
+            seg.add_row(f"{_clock(s.start)}–{_clock(s.end)}", f"{s.weight:.3f}", escape(s.text))
+        console.print(seg)
+    if ok:
+        console.print(f"weight = {r.weighting}.", style="dim", highlight=False)
+    if json_out is not None:
+        console.print(f"predictions  {write_json(r, json_out)}", highlight=False)
+    if explain_csv is not None:
+        console.print(f"segment weights  {write_explain_csv(r, explain_csv)}", highlight=False)
+    for p in r.failed:
+        err_console.print(f"[bold red]problem:[/] {escape(p.error)}", highlight=False, soft_wrap=True)
+    if r.failed:
+        _fail(f"{len(r.failed)} of {len(r.predictions)} file(s) could not be predicted (see above); the others were.")
+
+
 @app.command("demo-data")
 def demo_data(
     out_dir: Path = typer.Argument(..., metavar="DIR", help="Folder to write the corpus into (new, empty, or an earlier demo corpus)."),
