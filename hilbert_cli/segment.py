@@ -11,7 +11,7 @@ has the same audio hash, transcript hash and settings is not redone, and ASR out
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
 
 from hilbert_cli import asr as asr_mod
