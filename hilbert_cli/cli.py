@@ -93,7 +93,9 @@ def predict(
     if ok:
         console.print(table)
     for p in ok:
-        seg = Table(title=f"{escape(p.file)}: top {len(p.top_segments)} of {len(p.segments)} segments", title_justify="left")
+        console.print(f"\n[bold]{escape(p.file)}[/]: {escape(p.label)} (p = {p.probabilities[p.label]:.3f}); "
+                      f"top {len(p.top_segments)} of {len(p.segments)} segments:", highlight=False)
+        seg = Table()
         for col, just in (("time", "left"), ("weight", "right"), ("text", "left")):
             seg.add_column(col, justify=just, overflow="fold")
         for s in p.top_segments:
