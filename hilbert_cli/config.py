@@ -64,7 +64,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-2
     epochs: int = 100  # upper bound; early stopping usually ends sooner
-    batch_size: int = 16
+    batch_size: int = 32  # measured on synthetic data: 32 beat 16 at 40 and 150 documents, and is faster
     patience: int = 20  # epochs without a better validation loss before stopping
     val_fraction: float = 0.2  # inner validation split for early stopping (0 = no split, train all epochs)
     class_weights: bool = True  # inverse-frequency class weights in the cross-entropy
