@@ -9,6 +9,7 @@ already located on this machine; nothing here touches the network.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from .audio import SAMPLE_RATE
