@@ -2,8 +2,11 @@
 
 Every document is an interview: a fixed interviewer voice asks questions, the interviewee answers.
 Two hidden factors are drawn per document, independently of everything else:
-  mood     (words only)  the answers come from the positive or the negative sentence bank;
-                         the voice knows nothing of it.
+  mood     (words only)  half the answer sentences are shared frames ("work has been ... this
+                         week") with a positive or a negative word in the slot; the voice knows
+                         nothing of it. Many rare slot words, so that the class is in the meaning
+                         (a sentence encoder sees it) more than in recurring sounds (an audio
+                         encoder would pick those up too).
   prosody  (voice only)  "typical" speech (fast, high, lively pitch) or "slowed" speech (slow, low,
                          flat); the words are drawn without looking at it.
   spectrum (both)        a 4-class label, a deterministic function of the two factors with priors
@@ -61,7 +64,7 @@ PROSODY = {
 }
 SPEAKER_VARIANTS = ("m1", "m2", "m3", "m4", "m6", "m7")  # interviewee timbre, one per subject
 INTERVIEWER = dict(voice="en-us+f2", rate_wpm=170, pitch=50, pitch_range=50)
-MOOD_SHARE = 0.5  # share of answer sentences from the mood bank; the rest are neutral
+MOOD_SHARE = 0.5  # share of answer sentences that carry mood; the rest are neutral
 # (extension, sample rate Hz, channels), cycled over the documents in a shuffled order
 AUDIO_FORMATS = (("wav", 22050, 1), ("flac", 44100, 2), ("wav", 24000, 2),
                  ("flac", 22050, 1), ("wav", 44100, 1), ("flac", 24000, 1))
