@@ -82,21 +82,27 @@ class StackedAdamW:
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
         b1, b2 = self.betas
-        self.steps += active.float()
+        self.steps += active.to(self.steps.dtype)
         bc1 = 1 - b1 ** self.steps.clamp_min(1)
         bc2 = 1 - b2 ** self.steps.clamp_min(1)
+        every = bool(active.all())
         for k, p in self.params.items():
             g = p.grad
             if g is None:
                 continue
             shape = (-1,) + (1,) * (p.dim() - 1)
+            m, v = self.m[k], self.v[k]
+            if every:  # the common case: in place, as torch.optim.AdamW does it
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
+                p.mul_(1 - self.lr * self.wd).sub_(m / denom * (self.lr / bc1.view(shape)))
+                continue
             on = active.view(shape)
-            m_new = self.m[k] * b1 + g * (1 - b1)
-            v_new = self.v[k] * b2 + g * g * (1 - b2)
-            self.m[k] = torch.where(on, m_new, self.m[k])
-            self.v[k] = torch.where(on, v_new, self.v[k])
-            denom = (self.v[k] / bc2.view(shape)).sqrt() + self.eps
-            p_new = p * (1 - self.lr * self.wd) - (self.lr / bc1.view(shape)) * self.m[k] / denom
+            m.copy_(torch.where(on, m * b1 + g * (1 - b1), m))
+            v.copy_(torch.where(on, v * b2 + g * g * (1 - b2), v))
+            denom = (v / bc2.view(shape)).sqrt() + self.eps
+            p_new = p * (1 - self.lr * self.wd) - (self.lr / bc1.view(shape)) * m / denom
             p.copy_(torch.where(on, p_new, p))
 
     def zero_grad(self) -> None:
@@ -142,7 +148,7 @@ def cross_val_predict_batched(
     def fold_logits(p, b, A, T, mask):
         return functional_call(base, (p, b), (A, T, mask))["logits"]
 
-    train_loss = vmap(fold_loss, randomness="different")
+    train_loss = vmap(fold_loss, randomness="same")
     eval_logits = vmap(fold_logits, randomness="same")
     val_ce = vmap(cross_entropy)
 
