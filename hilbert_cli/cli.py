@@ -147,6 +147,9 @@ def demo_data(
     console.print(table)
     console.print("audio:       " + ", ".join(f"{k} ({v})" for k, v in r.audio_formats.items()), highlight=False)
     console.print("transcripts: " + ", ".join(f"{k} ({v})" for k, v in r.transcripts.items()), highlight=False)
+    if r.n_new:
+        console.print(f"new:         {r.n_new} unlabelled interviews in {r.out_dir / 'new'} (for `hilbert predict`)",
+                      highlight=False)
     console.print(f"Next: hilbert segment {r.out_dir}", style="dim", highlight=False)
 
 

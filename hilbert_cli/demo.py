@@ -38,6 +38,9 @@ MIN_DOCS = 8  # fewer cannot hold every spectrum class and every file format
 MIN_SECONDS = 5.0  # shortest document length accepted (seconds)
 MARKER_DIR = ".hilbert-demo"  # hidden, so the corpus reader skips it
 TRUTH_FILE = "truth.json"  # in MARKER_DIR: what was generated, the ground truth of every document
+NEW_DIR = "new"  # unlabelled recordings to try `hilbert predict` on (the corpus reader skips subfolders)
+NEW_TRANSCRIPTS = ("srt", None, "txt", None)  # one new recording per spectrum class, with and without transcripts
+NEW_INDEX = 1_000_000  # offset of the new recordings' synthesis index: they never repeat a corpus document
 
 TASKS = ("mood", "prosody", "spectrum")
 # spectrum class -> (mood, prosody, prior); priors are imbalanced on purpose
@@ -105,6 +108,7 @@ class DemoResult:
     label_counts: dict[str, dict[str, int]]  # task -> label -> documents
     audio_formats: dict[str, int]  # e.g. "flac 44100 Hz stereo" -> documents
     transcripts: dict[str, int]  # transcript format ("none" = to be transcribed) -> documents
+    n_new: int = 0  # unlabelled recordings in NEW_DIR
 
 
 def _quota(n: int, priors: list[float]) -> list[int]:
@@ -152,6 +156,22 @@ def plan_corpus(n_docs: int, seed: int, min_seconds: float, max_seconds: float) 
             transcript=f"{doc_id}.{transcripts[i]}" if transcripts[i] else None,
             target_seconds=round(float(rng.uniform(min_seconds, max_seconds)), 2),
         ))
+    return docs
+
+
+def plan_new(seed: int, min_seconds: float, max_seconds: float) -> list[DemoDoc]:
+    """One unlabelled recording per spectrum class for NEW_DIR, drawn like the corpus from another seed
+    (so other voices and words), in random class order; ground truth only in the truth file."""
+    pool = plan_corpus(10, [seed, NEW_INDEX], min_seconds, max_seconds)  # 4/3/2/1 per class: every class
+    picked = [next(d for d in pool if d.labels["spectrum"] == c) for c in SPECTRUM]
+    picked.sort(key=pool.index)
+    docs = []
+    for k, (d, kind) in enumerate(zip(picked, NEW_TRANSCRIPTS), start=1):
+        doc_id = f"N{k:03d}"
+        ext = Path(d.audio).suffix
+        docs.append(DemoDoc(doc_id=doc_id, subject=f"new-{k}", labels=d.labels, voice=d.voice,
+                            audio=f"{NEW_DIR}/{doc_id}{ext}", sample_rate=d.sample_rate, channels=d.channels,
+                            transcript=f"{NEW_DIR}/{doc_id}.{kind}" if kind else None, target_seconds=d.target_seconds))
     return docs
 
 
@@ -313,6 +333,9 @@ def _previous_files(out_dir: Path) -> list[str]:
     if out_dir.exists() and not out_dir.is_dir():
         raise HilbertError(f"{out_dir}: exists and is not a folder; give a new or empty folder for the demo corpus.")
     present = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) if out_dir.is_dir() else []
+    if (out_dir / NEW_DIR).is_dir():  # the new recordings' folder: judged file by file
+        present.remove(NEW_DIR)
+        present += sorted(f"{NEW_DIR}/{p.name}" for p in (out_dir / NEW_DIR).iterdir() if not p.name.startswith("."))
     truth = out_dir / MARKER_DIR / TRUTH_FILE
     known: list[str] = []
     if truth.is_file():
@@ -360,7 +383,13 @@ Files: audio as wav or flac at 22.05, 24 or 44.1 kHz, mono or stereo; transcript
 (the exact words), timed .srt/.vtt/.TextGrid/.json (one cue per sentence, times from the synthesis),
 or none (`hilbert segment` transcribes those). {MARKER_DIR}/{TRUTH_FILE} holds everything that was
 generated: each document's voice settings, full text, sentence cues and word times.
+
+{NEW_DIR}/ holds {len(NEW_TRANSCRIPTS)} more interviews with no labels, one per spectrum class, drawn the same way
+(other voices, other words; some with a transcript, some without), to try `hilbert predict` on. The
+corpus reader skips subfolders, so they are not part of the corpus; their labels are only in
+{MARKER_DIR}/{TRUTH_FILE} ("new_documents").
 Try:  hilbert segment DIR  then  hilbert evaluate --task mood,prosody,spectrum
+      hilbert train --task spectrum -o model.pt  then  hilbert predict model.pt DIR/{NEW_DIR}
 """
 
 
@@ -382,7 +411,8 @@ def make_demo_corpus(
     out_dir = Path(out_dir)
     previous = _previous_files(out_dir)
     docs = plan_corpus(n_docs, seed, min_seconds, max_seconds)
-    files = ["labels.csv", "README.md"] + [d.audio for d in docs] + [d.transcript for d in docs if d.transcript]
+    new_docs = plan_new(seed, min_seconds, max_seconds)
+    files = ["labels.csv", "README.md"] + [f for d in docs + new_docs for f in (d.audio, d.transcript) if f]
     truth = out_dir / MARKER_DIR / TRUTH_FILE
     # record first what this run may write, so an interrupted run can be re-run into the same folder
     atomic_write_json(truth, {"complete": False, "files": sorted(set(previous) | set(files))})
@@ -391,7 +421,8 @@ def make_demo_corpus(
 
     # a private copy of eSpeak: the same seed gives the same bytes, whatever this process spoke before
     with Engine(fresh=True) as tts:
-        for i, doc in enumerate(docs):
+        jobs = [(i, doc) for i, doc in enumerate(docs)] + [(NEW_INDEX + k, doc) for k, doc in enumerate(new_docs)]
+        for done, (i, doc) in enumerate(jobs, start=1):
             audio, rate = render_doc(tts, doc, seed, i, min_seconds, max_seconds)
             data = _to_file_audio(audio, rate, doc, seed, i)
             fmt = "FLAC" if doc.audio.endswith(".flac") else "WAV"
@@ -399,7 +430,7 @@ def make_demo_corpus(
             if doc.transcript:
                 atomic_write_text(out_dir / doc.transcript, transcript_text(doc))
             if progress is not None:
-                progress(i + 1, n_docs)
+                progress(done, len(jobs))
 
     buf = io.StringIO()
     buf.write("id,subject," + ",".join(TASKS) + "\n")
@@ -411,6 +442,7 @@ def make_demo_corpus(
         "complete": True, "generator": "hilbert demo-data", "seed": seed, "n_docs": n_docs,
         "min_seconds": min_seconds, "max_seconds": max_seconds, "files": sorted(files),
         "documents": {d.doc_id: asdict(d) for d in docs},
+        "new_documents": {d.doc_id: asdict(d) for d in new_docs},
     })
     return DemoResult(
         out_dir=out_dir, n_docs=n_docs, total_seconds=round(sum(d.duration for d in docs), 2),
@@ -419,11 +451,13 @@ def make_demo_corpus(
             f"{Path(d.audio).suffix[1:]} {d.sample_rate} Hz {'stereo' if d.channels == 2 else 'mono'}" for d in docs
         ).items())),
         transcripts=dict(sorted(Counter(Path(d.transcript).suffix[1:] if d.transcript else "none" for d in docs).items())),
+        n_new=len(new_docs),
     )
 
 
-def load_truth(corpus_dir: str | os.PathLike) -> dict:
-    """The ground-truth record of a demo corpus (for tests and benchmarks): doc_id -> DemoDoc fields."""
+def load_truth(corpus_dir: str | os.PathLike, new: bool = False) -> dict:
+    """The ground-truth record of a demo corpus (for tests and benchmarks): doc_id -> DemoDoc fields;
+    with new=True, of the unlabelled recordings in NEW_DIR instead."""
     path = Path(corpus_dir) / MARKER_DIR / TRUTH_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -431,4 +465,4 @@ def load_truth(corpus_dir: str | os.PathLike) -> dict:
         raise HilbertError(f"{path}: not found; {corpus_dir} is not a corpus written by `hilbert demo-data`.") from None
     if not record.get("complete"):
         raise HilbertError(f"{corpus_dir}: the demo corpus was not finished; run `hilbert demo-data {corpus_dir}` again.")
-    return record["documents"]
+    return record["new_documents" if new else "documents"]

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from hilbert_cli import demo_text
 from hilbert_cli.cli import app
 from hilbert_cli.corpus import read_corpus
-from hilbert_cli.demo import PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus, plan_corpus
+from hilbert_cli.demo import (NEW_DIR, NEW_TRANSCRIPTS, PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus,
+                              plan_corpus)
 from hilbert_cli.errors import HilbertError
 from hilbert_cli.transcripts import read_transcript
 
@@ -40,8 +41,29 @@ def test_layout_is_what_the_corpus_reader_expects(corpus):
     assert c.problems == [] and c.tasks == list(TASKS)
     assert sorted(d.doc_id for d in c.documents) == sorted(r["id"] for r in rows) and len(rows) == 8
     assert Counter(r["subject"] for r in rows) == {f"S0{i}": 2 for i in range(1, 5)}  # two interviews per subject
-    assert calls == [(i, 8) for i in range(1, 9)]
+    assert calls == [(i, 8 + len(NEW_TRANSCRIPTS)) for i in range(1, 9 + len(NEW_TRANSCRIPTS))]  # + the new recordings
     assert result.n_docs == 8 and (out / "README.md").is_file()
+
+
+
+def test_new_recordings_for_predict(corpus):
+    """DIR/new: one unlabelled interview per spectrum class, with and without transcripts, outside the corpus."""
+    out, result, _ = corpus
+    new = load_truth(out, new=True)
+    assert result.n_new == len(new) == len(NEW_TRANSCRIPTS)
+    assert sorted(d["labels"]["spectrum"] for d in new.values()) == sorted(SPECTRUM)
+    files = sorted(p.name for p in (out / NEW_DIR).iterdir())
+    assert files == sorted(Path(f).name for d in new.values() for f in (d["audio"], d["transcript"]) if f)
+    assert sum(d["transcript"] is None for d in new.values()) == 2
+    corpus_ids = {d.doc_id for d in read_corpus(out).documents}
+    assert not corpus_ids & set(new) and len(corpus_ids) == 8  # the reader skips the subfolder
+    texts = {d["text"] for d in load_truth(out).values()}
+    assert not texts & {d["text"] for d in new.values()}  # other interviews, not copies
+    for d in new.values():
+        info = sf.info(str(out / d["audio"]))
+        assert abs(info.frames / info.samplerate - d["duration"]) < 0.05 and d["labels"]["spectrum"] in SPECTRUM
+        assert d["doc_id"] not in (out / "labels.csv").read_text()  # unlabelled: the truth file alone knows
+    assert NEW_DIR in (out / "README.md").read_text()
 
 
 def test_formats_rates_channels_and_transcript_kinds_are_mixed(corpus):
