@@ -1,0 +1,246 @@
+"""The evaluation report: report.md, metrics.json, folds.csv, oof_predictions.csv, roc_<task>.png, config.yaml.
+
+Tables are laid out like the paper's Tables 2–4 (rows backbone × configuration, columns tasks,
+AUC in %, best per column in bold). `auc_table` is shared with the terminal table, so the two
+always show the same numbers.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .atomic import atomic_save, atomic_write_json, atomic_write_text
+from .config import AUX_LOSSES
+
+DISPLAY = {  # the paper's names for its configurations
+    "transfer": "Transfer (baseline)",
+    "transfer-moe": "Transfer + MoE",
+    "contrastive-moe": "Contrastive + MoE",
+    "hilbert": "HILBERT (DualC + MoE)",
+    "audio-only": "Audio only (transfer)",
+    "text-only": "Text only (transfer)",
+}
+
+
+def display_name(variant: str) -> str:
+    return DISPLAY.get(variant, variant)
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.2f}"
+
+
+def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
+    """(header, rows, bold): one row per backbone pair × configuration, pooled out-of-fold AUC % per
+    task (+ the mean over tasks when there are several); bold[r][j] marks the best of column j."""
+    by = {(c.task, c.pair, c.variant): c for c in cells}
+    several = len(tasks) > 1
+    header = ["backbones (audio + text)", "configuration", *tasks] + (["mean"] if several else [])
+    values, rows = [], []
+    for audio, text in pairs:
+        for v in variants:
+            vals = [by[(t, f"{audio}+{text}", v)].metrics["auc_pooled"] for t in tasks]
+            if several:
+                vals.append(None if None in vals else float(np.mean(vals)))
+            values.append(vals)
+            rows.append([f"{audio} + {text}", display_name(v), *(_pct(x) for x in vals)])
+    bold = [[False] * len(values[0]) for _ in values]
+    for j in range(len(values[0])):
+        col = [r[j] for r in values if r[j] is not None]
+        if col and len(values) > 1:
+            best = round(max(col), 4)
+            for i, r in enumerate(values):
+                bold[i][j] = r[j] is not None and round(r[j], 4) == best
+    return header, rows, bold
+
+
+def ablation_table(cells, tasks: list[str], pairs):
+    """Table 4 of the paper: per loss, the best AUC over ablations without it (✗) and with it (✓)."""
+    rows = []
+    for audio, text in pairs:
+        pair = f"{audio}+{text}"
+        abl = [c for c in cells if c.pair == pair and c.variant.startswith("hilbert[")]
+        if len({c.variant for c in abl}) < 2:
+            continue
+        for loss in AUX_LOSSES:
+            row = [f"{audio} + {text}", loss]
+            for t in tasks:
+                for has in (False, True):
+                    vals = [c.metrics["auc_pooled"] for c in abl if c.task == t
+                            and (loss in c.config.active_losses) == has and c.metrics["auc_pooled"] is not None]
+                    row.append(_pct(max(vals)) if vals else "–")
+            rows.append(row)
+    header = ["backbones", "auxiliary loss", *[f"{t} {m}" for t in tasks for m in ("✗", "✓")]]
+    return header, rows
+
+
+def _md_table(header, rows, bold=None) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, r in enumerate(rows):
+        cells = list(r)
+        if bold is not None:
+            offset = len(r) - len(bold[i])
+            cells = [f"**{x}**" if j >= offset and bold[i][j - offset] else x for j, x in enumerate(cells)]
+        out.append("| " + " | ".join(str(x) for x in cells) + " |")
+    return "\n".join(out)
+
+
+def _p(v) -> str:
+    return "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+
+
+def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
+    tasks = grid["tasks"]
+    k = {t: setups[t].folds.k for t in tasks}
+    lines = ["# HILBERT evaluation", ""]
+    lines.append(f"{'/'.join(str(v) for v in sorted(set(k.values())))}-fold cross-validation (seed {grid['seed']}), "
+                 "the same folds for every configuration and backbone. AUC: binary — positive class (the second "
+                 "label); multi-class — macro one-vs-rest. Main figure: AUC of the pooled out-of-fold predictions, %.")
+    lines.append("")
+    for t in tasks:
+        s = setups[t]
+        counts = ", ".join(f"{n}: {c}" for n, c in zip(s.label_names, np.bincount(s.y, minlength=len(s.label_names))))
+        grouped = "grouped by subject" if s.folds.grouped else "no subject ids (documents split independently)"
+        lines.append(f"- **{t}**: {len(s.y)} documents ({counts}); {s.folds.k} folds, stratified, {grouped}.")
+    if warnings:
+        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
+    header, rows, bold = auc_table(cells, tasks, pairs, list(variants))
+    lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", "Best per column in **bold**."]
+    ah, ar = ablation_table(cells, tasks, pairs)
+    if ar:
+        lines += ["", "## Auxiliary-loss ablation (as the paper's Table 4)", "",
+                  "Best pooled AUC (%) over the ablation runs without (✗) and with (✓) each loss.", "",
+                  _md_table(ah, ar)]
+    by = {(c.task, c.pair, c.variant): c for c in cells}
+    for t in tasks:
+        s = setups[t]
+        lines += ["", f"## {t}", ""]
+        for audio, text in pairs:
+            pair = f"{audio}+{text}"
+            if len(pairs) > 1:
+                lines += [f"### {audio} + {text}", ""]
+            head = ["configuration", "pooled AUC [95% CI]", "fold mean ± std (folds)", *[f"AUC {n}" for n in s.label_names],
+                    "balanced acc.", "macro F1", "Δ AUC vs hilbert", "p (corrected t)", "p (bootstrap)"]
+            rows = []
+            for v in variants:
+                m = by[(t, pair, v)].metrics
+                lo, hi = m["auc_pooled_ci"]
+                mean = "–" if m["auc_mean"] is None else (
+                    f"{_pct(m['auc_mean'])} ± {_pct(m['auc_std'])} ({m['n_folds_defined']}/{s.folds.k})")
+                cmp_ = m.get("vs_hilbert")
+                rows.append([display_name(v), f"{_pct(m['auc_pooled'])} [{_pct(lo)}, {_pct(hi)}]", mean,
+                             *(_pct(a) for a in m["auc_per_class"]), _pct(m["balanced_accuracy"]), _pct(m["macro_f1"]),
+                             "–" if not cmp_ or cmp_["auc_diff"] is None else f"{100 * -cmp_['auc_diff']:+.2f}",
+                             _p(cmp_["p_ttest"]) if cmp_ else "–", _p(cmp_["p_bootstrap"]) if cmp_ else "–"])
+            lines += [_md_table(head, rows), ""]
+            lines += ["Δ is this configuration minus hilbert; p-values: Nadeau–Bengio corrected resampled t-test over "
+                      "folds, and a paired stratified bootstrap of the pooled AUC.", ""]
+            lines.append("Confusion matrices (rows: true label, columns: predicted):")
+            lines.append("")
+            for v in variants:
+                cm = by[(t, pair, v)].metrics["confusion_matrix"]
+                lines += [f"*{display_name(v)}*", "", _md_table(["true \\ predicted", *s.label_names],
+                                                                [[n, *row] for n, row in zip(s.label_names, cm)]), ""]
+        lines.append(f"![ROC curves of {t}](roc_{_safe(t)}.png)")
+    return "\n".join(lines) + "\n"
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _csv(rows: list[list], header: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def folds_csv(cells, setups) -> str:
+    rows = []
+    for c in cells:
+        s = setups[c.task]
+        for i, (tr, te) in enumerate(s.folds.splits()):
+            auc = c.metrics["auc_folds"][i]
+            rows.append([c.task, c.audio, c.text, c.variant, i, len(tr), len(te), "" if auc is None else f"{auc:.6f}",
+                         c.best_epoch[i] if i < len(c.best_epoch) else "", c.epochs_run[i] if i < len(c.epochs_run) else ""])
+    return _csv(rows, ["task", "audio", "text", "configuration", "fold", "n_train", "n_test", "auc", "best_epoch", "epochs"])
+
+
+def oof_csv(cells, setups) -> str:
+    labels = list(dict.fromkeys(n for s in setups.values() for n in s.label_names))
+    rows = []
+    for c in cells:
+        s = setups[c.task]
+        col = {n: j for j, n in enumerate(s.label_names)}
+        pred = c.proba.argmax(1)
+        for i, d in enumerate(s.doc_ids):
+            probs = [f"{c.proba[i, col[n]]:.6f}" if n in col else "" for n in labels]
+            rows.append([c.task, c.audio, c.text, c.variant, d, s.subjects[i] or "", int(s.folds.test_fold[i]),
+                         s.label_names[s.y[i]], s.label_names[pred[i]], *probs])
+    return _csv(rows, ["task", "audio", "text", "configuration", "doc_id", "subject", "fold", "label", "predicted",
+                       *[f"p[{n}]" for n in labels]])
+
+
+def roc_points(y, proba, grid=np.linspace(0, 1, 201)):
+    """(fpr, tpr) of the task's curve: binary -> the positive class; multi-class -> the macro
+    average of the one-vs-rest curves (TPR averaged over a common FPR grid)."""
+    from sklearn.metrics import roc_curve
+
+    y = np.asarray(y)
+    if proba.shape[1] == 2:
+        return roc_curve(y == 1, proba[:, 1])[:2]
+    tprs = []
+    for c in range(proba.shape[1]):
+        fpr, tpr, _ = roc_curve(y == c, proba[:, c])
+        tprs.append(np.interp(grid, fpr, tpr))
+    return grid, np.mean(tprs, axis=0)
+
+
+def plot_roc(path: Path, task: str, cells, setups, pairs, variants) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = setups[task]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.6), squeeze=False)
+    by = {(c.pair, c.variant): c for c in cells if c.task == task}
+    kind = "positive class" if len(s.label_names) == 2 else "macro one-vs-rest"
+    for ax, (audio, text) in zip(axes[0], pairs):
+        for v in variants:
+            c = by[(f"{audio}+{text}", v)]
+            fpr, tpr = roc_points(s.y, c.proba)
+            ax.plot(fpr, tpr, label=f"{display_name(v)} ({_pct(c.metrics['auc_pooled'])})")
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
+               title=f"{task} — {audio} + {text}\n({kind}, pooled out-of-fold)")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    try:
+        return atomic_save(path, lambda buf: fig.savefig(buf, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def write_report(run_dir: Path, cells, setups, metrics, variants: dict, pairs, warnings, grid) -> dict[str, Path]:
+    """Every report file, each written atomically; `variants` maps configuration name -> resolved config."""
+    run_dir = Path(run_dir)
+    files = {
+        "metrics": atomic_write_json(run_dir / "metrics.json", metrics),
+        "folds": atomic_write_text(run_dir / "folds.csv", folds_csv(cells, setups)),
+        "oof": atomic_write_text(run_dir / "oof_predictions.csv", oof_csv(cells, setups)),
+        "config": atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
+            {**grid, "warnings": list(warnings), "resolved": {v: cfg.to_dict() for v, cfg in variants.items()}},
+            sort_keys=False, allow_unicode=True)),
+    }
+    for t in grid["tasks"]:
+        files[f"roc_{t}"] = plot_roc(run_dir / f"roc_{_safe(t)}.png", t, cells, setups, pairs, variants)
+    files["report"] = atomic_write_text(run_dir / "report.md", render_markdown(cells, setups, variants, pairs, warnings, grid))
+    return files
