@@ -326,6 +326,64 @@ def segment(
               "(documents already done are kept).")
 
 
+@app.command()
+def evaluate(
+    task: str = typer.Option(..., "--task", help="Task(s) to evaluate: a label column of labels.csv, several comma-separated, or all."),
+    configs: Optional[str] = typer.Option(None, "--config", help="Configurations, comma-separated: transfer, transfer-moe, contrastive-moe, hilbert, audio-only, text-only (default: the paper's four; none when only --ablation is given)."),
+    ablation: Optional[str] = typer.Option(None, "--ablation", help="Loss ablation of hilbert: all (every subset of contrastive, cka, mi) or a list such as none,contrastive,contrastive+cka."),
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone(s), comma-separated: aliases (see `hilbert backbones`), Hugging Face ids or folders."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone(s), comma-separated."),
+    folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fold assignment, the bootstrap and training (default 0; training otherwise uses train.seed of --config-file)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
+    config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Cross-validate configurations, backbones and tasks; write an AUC report (Markdown, JSON, CSV, ROC plots).
+
+    Finished grid cells are kept in the workspace, so re-running or extending a grid only trains what is new.
+
+    Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .config import load_config
+    from .evaluate import evaluate as run_evaluation
+    from .report import auc_table
+    from .workspace import Workspace
+
+    if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
+        _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
+    base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        bars = {}
+
+        def on_progress(stage: str, done: int, total: int):
+            if stage not in bars:
+                bars[stage] = bar.add_task("cross-validate grid cells" if stage == "train" else f"embed {stage}", total=total)
+            bar.update(bars[stage], completed=done, total=total)
+
+        r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
+                           config=base, run_name=name, jobs=jobs, allow_download=allow_download, progress=on_progress)
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
+    ks = sorted({s.folds.k for s in r.setups.values()})
+    table = Table(title=f"AUC (%) of pooled out-of-fold predictions, {'/'.join(map(str, ks))}-fold CV")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right")
+    for row, b in zip(rows, bold):
+        offset = len(row) - len(b)
+        table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(row)])
+    console.print(table)
+    console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
+    console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning HilbertError into one line and exit 1."""
     try:
