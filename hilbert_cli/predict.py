@@ -28,6 +28,7 @@ from typing import Callable, Optional
 from .atomic import atomic_write_json, atomic_write_text
 from .audio import AUDIO_EXTENSIONS
 from .backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
+from .config import CONFIGURATIONS
 from .errors import HilbertError
 from .workspace import SegmentedDoc, Workspace
 
@@ -92,8 +93,13 @@ class PredictResult:
     def failed(self) -> list[FilePrediction]:
         return [p for p in self.predictions if p.error is not None]
 
+    @property
+    def weight_kind(self) -> str:
+        """'attention' (weight = α_j) or 'uniform' (weight = 1/S): the first word of `weighting`."""
+        return self.weighting.split(":", 1)[0]
+
     def to_json(self) -> list[dict]:
-        return [p.to_json() for p in self.predictions]
+        return [dict(p.to_json(), weight_kind=self.weight_kind) for p in self.predictions]
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -255,9 +261,8 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
                            f"model expects {dims['d_audio']} and {dims['d_text']}; use the backbones it was trained with.")
             del vectors[k]
 
-    from .config import CONFIGURATIONS
-
-    modalities = CONFIGURATIONS[config["configuration"]]["modalities"]
+    spec = CONFIGURATIONS[config["configuration"]]
+    modalities = spec["modalities"]
     order = sorted(vectors)
     outs = dict(zip(order, explain(model, [vectors[k][0] for k in order], [vectors[k][1] for k in order]))) if order else {}
     predictions = []
@@ -273,8 +278,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
         best = max(range(len(proba)), key=proba.__getitem__)
         predictions.append(FilePrediction(str(path), label_names[best], dict(zip(label_names, proba)), segments,
                                           doc.duration))
-    uses_attention = CONFIGURATIONS[config["configuration"]]["encoders"]
-    weighting = ATTENTION_WEIGHTING if uses_attention else UNIFORM_WEIGHTING.format(name=config["configuration"])
+    weighting = ATTENTION_WEIGHTING if spec["encoders"] else UNIFORM_WEIGHTING.format(name=config["configuration"])
     return PredictResult(str(model_path), meta["task"], config["configuration"], label_names,
                          {kind: meta["backbones"][kind]["name"] for kind in KINDS}, weighting, predictions, warnings,
                          time.perf_counter() - t0)

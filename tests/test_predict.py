@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from hilbert_cli import encoders
 from hilbert_cli.audio import SAMPLE_RATE
-from hilbert_cli.checkpoint import read_checkpoint
+from hilbert_cli.checkpoint import load_checkpoint, read_checkpoint
 from hilbert_cli.cli import app
 from hilbert_cli.config import load_config
 from hilbert_cli.embed import embed_document
@@ -88,7 +88,7 @@ def test_predictions_match_the_model_and_explain_its_attention(trained):
     r = predict_files(model, [new / "N1.wav", new / "N2.wav"], workspace=ws)
     assert not r.failed and r.task == "mood" and r.label_names == ["happy", "sad"]
     assert r.configuration == "hilbert" and r.weighting.startswith("attention")
-    net, meta = __import__("hilbert_cli.checkpoint", fromlist=["x"]).load_checkpoint(model)
+    net, meta = load_checkpoint(model)
     for p in r.predictions:
         assert p.label in r.label_names and list(p.probabilities) == r.label_names
         assert sum(p.probabilities.values()) == pytest.approx(1, abs=1e-6)
@@ -133,6 +133,7 @@ def test_cli_folder_json_and_explain(trained, tmp_path):
     assert [r["file"].rsplit("/", 1)[-1] for r in records] == ["N1.wav", "N2.wav", "N3.wav"]
     for r in records:
         assert {"file", "label", "probabilities", "top_segments"} <= set(r) and r["error"] is None
+        assert r["weight_kind"] == "attention"
         assert r["label"] in ("happy", "sad") and sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-6)
         assert 1 <= len(r["top_segments"]) <= 3
         for s in r["top_segments"]:
@@ -210,7 +211,7 @@ def test_transfer_models_weigh_segments_uniformly(trained, tmp_path):
     r = predict_files(path, [new / "N1.wav"], workspace=ws)
     p = r.predictions[0]
     n = len(p.segments)
-    assert r.weighting.startswith("uniform") and "text-only" in r.weighting
+    assert r.weight_kind == "uniform" and "text-only" in r.weighting and r.to_json()[0]["weight_kind"] == "uniform"
     assert all(s.weight == pytest.approx(1 / n) and s.weight_text == pytest.approx(1 / n) for s in p.segments)
     assert all(s.weight_audio is None and s.weight_joint is None for s in p.segments)
     assert [s.index for s in p.top_segments] == list(range(min(3, n)))
