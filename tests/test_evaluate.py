@@ -1,0 +1,223 @@
+"""`hilbert evaluate`: folds, the batched trainer against the sequential one, kept cells, report, CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hilbert_cli import batched as batched_mod
+from hilbert_cli import embed
+from hilbert_cli.config import load_config
+from hilbert_cli.errors import HilbertError
+from hilbert_cli.evaluate import ablation_name, evaluate, parse_ablations, variant_configs
+from hilbert_cli.folds import inner_split, make_folds, subject_groups
+from hilbert_cli.metrics import roc_auc
+from hilbert_cli.workspace import Manifest, Workspace
+
+SMALL = {"model.d": 16, "model.heads": 2, "train.epochs": 6, "train.patience": 3, "train.batch_size": 8}
+
+
+# --- folds -------------------------------------------------------------------------------------
+
+def test_folds_are_grouped_stratified_and_seeded():
+    rng = np.random.default_rng(0)
+    subjects = [f"s{i // 3}" for i in range(150)]  # 3 documents per subject
+    y = np.array([int(rng.random() < 0.3) for _ in range(50) for _ in range(3)])  # label per subject
+    ids = [f"d{i}" for i in range(150)]
+    g = subject_groups(ids, subjects)
+    f = make_folds(y, k=5, seed=1, groups=g, doc_ids=ids)
+    assert f.grouped and f.k == 5 and sorted(np.unique(f.test_fold)) == list(range(5))
+    for s in set(subjects):  # no subject in two folds
+        assert len({f.test_fold[i] for i in range(150) if subjects[i] == s}) == 1
+    share = [y[f.test_fold == i].mean() for i in range(5)]
+    assert max(share) - min(share) < 0.25  # stratified: every fold near the overall positive share
+    same = make_folds(y, k=5, seed=1, groups=g, doc_ids=ids)
+    assert np.array_equal(same.test_fold, f.test_fold) and same.hash == f.hash
+    assert make_folds(y, k=5, seed=2, groups=g, doc_ids=ids).hash != f.hash
+    plain = make_folds(y, k=5, seed=1)  # no subjects: StratifiedKFold, class counts per fold differ by <= 1
+    for c in (0, 1):
+        counts = np.bincount(plain.test_fold[y == c], minlength=5)
+        assert counts.max() - counts.min() <= 1
+
+
+def test_subject_groups_none_when_no_subject_given():
+    assert subject_groups(["a", "b"], [None, ""]) is None
+    g = subject_groups(["a", "b", "c"], ["s1", None, "s1"])
+    assert g[0] == g[2] != g[1]
+
+
+def test_fold_warnings_and_errors():
+    y = np.array([0] * 20 + [1] * 20 + [2] * 3)
+    f = make_folds(y, k=5)
+    assert any("fewer documents than the 5 folds" in w and "'2' (3)" in w for w in f.warnings)
+    with pytest.raises(HilbertError, match="fewer than 2"):
+        make_folds(np.array([0] * 10 + [1]), k=5, label_names=["a", "b"], task="t")
+    with pytest.raises(HilbertError, match="--folds"):
+        make_folds(y, k=1)
+    small = make_folds(np.array([0, 1] * 4), k=25)
+    assert small.k == 4 and any("using" in w for w in small.warnings)  # clamped to the largest class
+
+
+def test_inner_split_is_grouped_and_disjoint():
+    y = np.array([0, 1] * 20)
+    groups = np.repeat(np.arange(10), 4)
+    fit, val = inner_split(y, groups, seed=0, val_fraction=0.2)
+    assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == 40 and len(val) > 0
+    assert not set(groups[fit]) & set(groups[val])
+
+
+# --- grid -------------------------------------------------------------------------------------
+
+def test_ablations_and_variants():
+    subsets = parse_ablations("all")
+    assert len(subsets) == 8 and () in subsets and ("contrastive", "cka", "mi") in subsets
+    assert parse_ablations("none,cka+contrastive") == [(), ("contrastive", "cka")]
+    with pytest.raises(HilbertError, match="unknown loss 'foo'"):
+        parse_ablations("foo")
+    v = variant_configs(["transfer", "hilbert"], [("cka",)], None)
+    assert list(v) == ["transfer", "hilbert", "hilbert[cka]"]
+    assert v["hilbert[cka]"].active_losses == ("cka",) and v["hilbert"].active_losses == ("contrastive", "cka", "mi")
+    assert v["transfer"].active_losses == ()
+    with pytest.raises(HilbertError, match="unknown configuration 'hilbrt'"):
+        variant_configs(["hilbrt"], [], None)
+
+
+# --- batched == sequential --------------------------------------------------------------------------
+
+def _synthetic(n=36, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % c
+    A = [(rng.normal(size=(rng.integers(3, 7), 10)) + np.eye(10)[y[i]]).astype(np.float32) for i in range(n)]
+    T = [(rng.normal(size=(len(A[i]), 8)) + np.eye(8)[(y[i] + 1) % c]).astype(np.float32) for i in range(n)]
+    return A, T, y
+
+
+@pytest.mark.parametrize("configuration", ["hilbert", "transfer-moe"])
+def test_batched_equals_sequential_exactly_in_float64(configuration):
+    """Same initialisation, split, batch order, loss and stopping: identical up to rounding."""
+    A, T, y = _synthetic()
+    cfg = load_config(None, {**SMALL, "configuration": configuration, "model.dropout": 0.0})
+    folds = make_folds(y, k=4, seed=0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        b = batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds)
+        s = batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds)
+    finally:
+        torch.set_default_dtype(old)
+    assert b.epochs_run == s.epochs_run and b.best_epoch == s.best_epoch
+    np.testing.assert_allclose(b.proba, s.proba, atol=1e-9)
+    assert b.proba.sum(1) == pytest.approx(np.ones(len(y)))
+
+
+def test_batched_matches_sequential_auc_with_dropout_and_groups():
+    A, T, y = _synthetic(n=48, seed=1)
+    groups = np.repeat(np.arange(24), 2)
+    cfg = load_config(None, {**SMALL, "train.epochs": 10})
+    folds = make_folds(y, k=4, seed=0, groups=groups)
+    b = batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds, groups)
+    s = batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds, groups)
+    assert abs(roc_auc(y, b.proba) - roc_auc(y, s.proba)) < 0.05
+    assert roc_auc(y, b.proba) > 0.7  # and both actually learned the planted signal
+
+
+# --- evaluate on a workspace --------------------------------------------------------------------------
+
+def _workspace(tmp_path, n=30, tiny_class=False):
+    ws = Workspace(tmp_path / "ws")
+    docs = {}
+    for i in range(n):
+        words = ["a", "b", "c"][i % 3]
+        if tiny_class and i == 0:
+            words = "rare"
+        docs[f"d{i:02d}"] = {"audio": f"/x/d{i}.wav", "audio_sha256": "0", "subject": f"s{i // 2}",
+                             "labels": {"voice": str(i % 2), "words": words}}
+    ws.write_manifest(Manifest(str(tmp_path), docs, ["voice", "words"], {}))
+    return ws
+
+
+def _fake_embeddings(ws, doc_ids, audio, text, **kw):
+    """Planted signal: audio carries the voice label (dims 0-1), text the words label."""
+    out = {}
+    for d in doc_ids:
+        i = int(d[1:])
+        r = np.random.default_rng(i)
+        s = int(r.integers(3, 6))
+        a = r.normal(size=(s, 6)).astype(np.float32)
+        t = r.normal(size=(s, 6)).astype(np.float32)
+        a[:, i % 2] += 2.0
+        t[:, i % 3] += 2.0
+        out[d] = (a, t)
+    return out
+
+
+def test_evaluate_keeps_cells_and_writes_the_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    ws = _workspace(tmp_path)
+    cfg = load_config(None, SMALL)
+    r = evaluate(ws, "voice,words", "transfer,hilbert", "a1", "t1", k=3, config=cfg, run_name="one", jobs=1)
+    assert r.n_trained == 4 and r.n_cached == 0
+    for name in ("report.md", "metrics.json", "folds.csv", "oof_predictions.csv", "config.yaml",
+                 "roc_voice.png", "roc_words.png"):
+        assert (r.run_dir / name).stat().st_size > 0
+    m = json.loads((r.run_dir / "metrics.json").read_text())
+    for key in ("auc_pooled", "auc_pooled_ci", "auc_mean", "auc_std", "auc_folds", "auc_per_class",
+                "balanced_accuracy", "macro_f1", "confusion_matrix"):
+        assert key in m["voice"]["hilbert"]
+    assert len(m["words"]["transfer"]["auc_folds"]) == 3
+    cmp_ = m["voice"]["transfer"]["vs_hilbert"]
+    assert 0 <= cmp_["p_ttest"] <= 1 and 0 < cmp_["p_bootstrap"] <= 1
+    # the pooled AUC is the AUC of the out-of-fold predictions in the CSV
+    import csv
+    rows = [row for row in csv.DictReader(open(r.run_dir / "oof_predictions.csv")) if row["task"] == "voice"
+            and row["configuration"] == "hilbert"]
+    yv = np.array([int(row["label"]) for row in rows])
+    pv = np.array([[float(row["p[0]"]), float(row["p[1]"])] for row in rows])
+    assert roc_auc(yv, pv) == pytest.approx(m["voice"]["hilbert"]["auc_pooled"], abs=1e-5)
+    # every configuration saw the same folds
+    folds = {}
+    for row in csv.DictReader(open(r.run_dir / "oof_predictions.csv")):
+        folds.setdefault((row["task"], row["doc_id"]), set()).add(row["fold"])
+    assert all(len(v) == 1 for v in folds.values())
+    report = (r.run_dir / "report.md").read_text()
+    assert "| a1 + t1 | HILBERT (DualC + MoE) |" in report and "**" in report
+    assert f"{100 * m['voice']['hilbert']['auc_pooled']:.2f}" in report
+
+    # run again, extended by one configuration: only the new one trains
+    calls = []
+    real = batched_mod.cross_val_predict_batched
+    monkeypatch.setattr(batched_mod, "cross_val_predict_batched", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r2 = evaluate(ws, "voice,words", "transfer,hilbert,text-only", "a1", "t1", k=3, config=cfg, run_name="two", jobs=1)
+    assert r2.n_trained == 2 and r2.n_cached == 4 and len(calls) == 2
+    m2 = json.loads((r2.run_dir / "metrics.json").read_text())
+    assert m2["voice"]["hilbert"]["auc_pooled"] == m["voice"]["hilbert"]["auc_pooled"]
+    # the planted signal: words is in the text only
+    assert m2["words"]["text-only"]["auc_pooled"] > 0.8
+
+
+def test_evaluate_refuses_a_class_with_one_document(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    ws = _workspace(tmp_path, tiny_class=True)
+    with pytest.raises(HilbertError, match="'rare' \\(1\\)"):
+        evaluate(ws, "words", "transfer", "a1", "t1", k=3, jobs=1)
+
+
+def test_cli_evaluate(tmp_path, monkeypatch):
+    """CLI plumbing only (the embeddings are synthetic): table, warnings, report path, errors."""
+    from hilbert_cli.cli import app
+
+    monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    ws = _workspace(tmp_path, n=24)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model:\n  d: 16\n  heads: 2\ntrain:\n  epochs: 4\n  batch_size: 8\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate", "--task", "voice", "--config", "transfer,audio-only", "--folds", "13",
+                              "--config-file", str(cfg_file), "--name", "cli", "--jobs", "1", "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    m = json.loads((ws.runs_dir / "cli" / "metrics.json").read_text())
+    assert f"{100 * m['voice']['audio-only']['auc_pooled']:.2f}" in res.output
+    assert "warning" in res.output and "using 12 folds" in res.output  # 12 subjects < 13 folds
+    assert "report.md" in res.output
+    bad = runner.invoke(app, ["evaluate", "--task", "voice", "--config", "nope", "-w", str(ws.root)])
+    assert bad.exit_code != 0 and "unknown configuration 'nope'" in str(bad.exception) + bad.output
