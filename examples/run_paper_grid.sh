@@ -13,7 +13,8 @@
 #   ALLOW_DOWNLOAD=1    fetch backbone weights that are not on this machine yet, once (the paper's
 #                       backbones are several GB in all); without it nothing touches the network
 #   DRY_RUN=1           print the commands instead of running them
-# Finished runs are kept in the workspace, so an interrupted or extended grid does not redo them.
+# One report per pair: WORKSPACE/runs/paper-TEXT-AUDIO/report.md. Finished runs are kept in the workspace,
+# so an interrupted or extended grid does not redo them.
 set -euo pipefail
 
 usage="usage: $0 CORPUS_DIR [table2|table3|all]"
@@ -44,5 +45,5 @@ for pair in $(printf '%s\n' $pairs | awk '!seen[$0]++'); do  # each pair once (r
   text=${pair%%:*}
   audio=${pair##*:}
   run hilbert evaluate --task "${TASKS:-all}" --audio "$audio" --text "$text" --folds "${FOLDS:-25}" \
-    "${ws[@]}" ${download[@]+"${download[@]}"}
+    --name "paper-$text-$audio" "${ws[@]}" ${download[@]+"${download[@]}"}
 done

@@ -66,4 +66,5 @@ def test_paper_grid_script_uses_known_backbones_and_options():
         assert {a for a in c[2:] if a.startswith("-")} <= params, c
     custom = subprocess.run(["bash", str(EXAMPLES / "run_paper_grid.sh"), "corpus", "table2"],
                             env=dict(env, PAIRS="minilm:whisper-tiny"), capture_output=True, text=True, check=True).stdout
-    assert custom.splitlines()[1].split()[3:7] == ["--audio", "whisper-tiny", "--text", "minilm"]
+    assert custom.splitlines()[1].split()[4:8] == ["--audio", "whisper-tiny", "--text", "minilm"]
+    assert all(c[c.index("--name") + 1] == f"paper-{t}-{a}" for c, (t, a) in zip(evaluate, pairs))
