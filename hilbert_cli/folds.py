@@ -128,11 +128,11 @@ def inner_split(y, groups=None, seed: int = 0, val_fraction: float = 0.2) -> tup
     if n_splits < 2:
         idx = np.arange(n)
         return idx, idx
+    # the stratified splitters need some class with >= n_splits members; fall back to fewer splits
+    n_splits = max(2, min(n_splits, int(np.bincount(y).max())))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         if groups is None:
-            # StratifiedKFold needs some class with >= n_splits members; fall back to fewer splits
-            n_splits = max(2, min(n_splits, int(np.bincount(y).max())))
             fit, val = next(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(n), y))
         else:
             fit, val = next(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(n), y, groups))

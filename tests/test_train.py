@@ -14,6 +14,7 @@ from hilbert_cli.cli import app
 from hilbert_cli.config import CONFIGURATIONS, HilbertConfig, load_config
 from hilbert_cli.data import load_task_data, synthetic_embeddings
 from hilbert_cli.errors import HilbertError
+from hilbert_cli.folds import inner_split
 from hilbert_cli.metrics import roc_auc
 from hilbert_cli.train import explain, fit, predict_proba, train_task
 from hilbert_cli.workspace import Manifest, Workspace
@@ -88,6 +89,16 @@ def test_validation_split_is_grouped_and_stratified():
     res = fit(cfg(**{"train.epochs": 1}), A, T, y, 2, groups=groups)
     assert not set(groups[res.fit_index]) & set(groups[res.val_index])
     assert set(y[res.val_index]) == {0, 1} and len(res.val_index) + len(res.fit_index) == 40
+
+
+
+def test_validation_split_of_a_small_grouped_fold_with_only_small_classes():
+    """Every class smaller than the 5 inner splits (a 3-fold CV training fold of a 16-document corpus)."""
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    groups = np.arange(11) // 2
+    fit_idx, val_idx = inner_split(y, groups, seed=0, val_fraction=0.2)
+    assert len(fit_idx) + len(val_idx) == 11 and len(val_idx) > 0
+    assert not set(groups[fit_idx]) & set(groups[val_idx])
 
 
 def test_tiny_task_with_one_document_per_class_in_training_still_trains():
