@@ -248,8 +248,12 @@ def plot_losses(path: Path, history: list[dict], title: str = "", best_epoch: Op
         if any(v != 0 for v in vals):
             ax.plot(ep, vals, label=k, linestyle="--" if k == "val_loss" else "-")
     ax.set_xlabel("epoch"), ax.set_ylabel("loss"), ax.legend(), ax.set_title(title, fontsize=9)
-    ax2.plot(ep, [r["val_auc"] for r in history], color="black")
-    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation AUC"), ax2.set_ylim(0, 1)
+    aucs = [r["val_auc"] for r in history]
+    ax2.plot(ep, aucs, color="black")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("validation AUC"), ax2.set_ylim(0, 1), ax2.set_xlim(min(ep), max(ep) + 1)
+    if all(a != a for a in aucs):  # NaN everywhere: the validation split lacks a class
+        ax2.text(0.5, 0.5, "undefined: a class is missing\nfrom the validation split", ha="center", va="center",
+                 transform=ax2.transAxes, color="grey")
     if best_epoch:
         for a in (ax, ax2):
             a.axvline(best_epoch, color="grey", linewidth=0.8, linestyle=":")
