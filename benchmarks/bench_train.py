@@ -50,7 +50,7 @@ def main() -> None:
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             t0 = time.perf_counter()
-            res = fit(cfg, A, T, y, args.classes)
+            res = fit(cfg, A, T, y, args.classes, threads=threads)
             run = time.perf_counter() - t0
             epochs = len(res.history)
             train_docs = len(res.fit_index) * epochs

@@ -269,3 +269,11 @@ def test_model_trained_on_demo_corpus_separates_its_labels(tmp_path):
         data = load_task_data(ws, task, "whisper-tiny", "minilm")
         assert meta["label_names"] == data.label_names
         assert roc_auc(data.y, predict_proba(model, data.A, data.T)) > 0.8, task  # 0.98 and 0.93 here; chance is 0.5
+
+
+def test_fit_restores_the_thread_setting():
+    A, T, y = synthetic_embeddings(8, 2, segments=(2, 4), d_audio=DA, d_text=DT, seed=9)
+    torch.set_num_threads(2)
+    seen = []
+    fit(cfg("transfer", **{"train.epochs": 1}), A, T, y, 2, progress=lambda *a: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == 2
