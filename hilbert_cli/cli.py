@@ -58,7 +58,7 @@ def predict(
 ):
     """Classify new recordings with a trained model: label, every class probability, and the segments that weighed most.
 
-    Transcripts and embeddings are cached in the workspace, so predicting a file again is instant. Exits 1 if any file failed.
+    Transcripts and embeddings are cached in the workspace, so predicting a file again runs no ASR and no encoder. Exits 1 if any file failed.
 
     Example: hilbert predict model.pt demo/new --json predictions.json --explain segments.csv
     """
