@@ -111,12 +111,19 @@ class DemoResult:
     n_new: int = 0  # unlabelled recordings in NEW_DIR
 
 
+MIN_PER_CLASS = 2  # training and cross-validation need at least two documents of every class
+
+
 def _quota(n: int, priors: list[float]) -> list[int]:
-    """Largest-remainder rounding of n * priors (exact class counts, so proportions hold for small n)."""
+    """Largest-remainder rounding of n * priors (exact class counts, so proportions hold for small n),
+    then at least MIN_PER_CLASS per class, taken from the largest classes (matters only below ~20 docs)."""
     raw = np.asarray(priors) * n
     counts = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
         counts[i] += 1
+    while counts.min() < MIN_PER_CLASS and counts.max() > MIN_PER_CLASS:
+        counts[len(counts) - 1 - counts[::-1].argmax()] -= 1  # the last of the largest keeps the order
+        counts[counts.argmin()] += 1
     return counts.tolist()
 
 

@@ -5,8 +5,8 @@ The commands are taken from README.md itself: the fenced ```bash block right und
 directory; HILBERT_WORKSPACE unset, so the workspace is the default ./hilbert-work), through the
 installed `hilbert` console script, offline. Two changes keep the test within a few minutes, and only
 these two:
-  - `hilbert demo-data` gets `--n-docs 16` (16 interviews instead of 60: the fewest that give the rarest
-    `spectrum` class (10 %) the 2 documents `train` and `evaluate` need);
+  - `hilbert demo-data` gets `--n-docs 12` (12 interviews instead of 60; the demo still gives every
+    `spectrum` class the 2 documents `train` and `evaluate` need);
   - `hilbert evaluate` gets `--folds 3` (3-fold instead of 25-fold cross-validation).
 `pip install ...` and `python -m pytest` lines are skipped (CI runs those itself: .ci/run); any other
 command in the block fails the test, so that a new quickstart step is never silently left untested.
@@ -26,7 +26,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 HEADING = "## Quickstart"
-SMALL = {"demo-data": ["--n-docs", "16"], "evaluate": ["--folds", "3"]}  # the only changes (module docstring)
+SMALL = {"demo-data": ["--n-docs", "12"], "evaluate": ["--folds", "3"]}  # the only changes (module docstring)
 SKIPPED = (("pip", "install"), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
 TIMEOUT = 900  # seconds for one command: a hang fails the test instead of stalling CI
 
