@@ -347,6 +347,7 @@ def evaluate(
 
     Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
     """
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -378,7 +379,8 @@ def evaluate(
         table.add_column(h, justify="left" if i < 2 else "right")
     for row, b in zip(rows, bold):
         offset = len(row) - len(b)
-        table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(row)])
+        cells = [escape(x) for x in row]  # names such as hilbert[cka] are not markup
+        table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(cells)])
     console.print(table)
     console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
     console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)

@@ -57,6 +57,8 @@ def parse_ablations(spec) -> list[tuple[str, ...]]:
     if spec is None:
         return []
     items = _split(spec, "--ablation")
+    if "all" in items and len(items) > 1:
+        raise HilbertError(f"--ablation: 'all' already means every subset; give it alone, or list subsets without it.")
     if items == ["all"]:
         return [tuple(c) for r in range(len(AUX_LOSSES) + 1) for c in itertools.combinations(AUX_LOSSES, r)]
     subsets = []
