@@ -5,6 +5,8 @@
   sequential  train.fit on one fold after another (timed on --seq-folds folds, scaled to 25)
   sklearn     LogisticRegression on mean-pooled, standardised features, same folds (the usual baseline)
 Both neural runs train exactly --epochs epochs (early stopping off), so the comparison is per unit of work.
+Threads as `hilbert evaluate` uses them: the batched run gets torch's default (all cores, one cell),
+train.fit runs on one thread (train.FIT_THREADS: its small ops gain nothing from more).
 
     python benchmarks/bench_evaluate.py                 # default: 10 epochs, sequential timed on 3 folds
     python benchmarks/bench_evaluate.py --epochs 100 --seq-folds 25   # the full thing (long)

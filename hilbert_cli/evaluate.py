@@ -289,17 +289,15 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
 def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, seed: int, groups, batched: bool,
               threads: Optional[int] = None) -> dict:
     """Train one cell's folds; runs in a worker process (or inline). Returns plain data only."""
-    import torch
-
     from .batched import cross_val_predict_batched, cross_val_predict_sequential
+    from .train import torch_threads
 
-    if threads:
-        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     config = HilbertConfig.from_dict(config_dict)
     folds = Folds([str(i) for i in range(len(y))], np.asarray(test_fold), k, seed, groups is not None)
     run = cross_val_predict_batched if batched else cross_val_predict_sequential
-    r = run(config, A, T, np.asarray(y), n_classes, folds, groups)
+    with torch_threads(threads):  # the batched ops are wide enough for several threads (train.fit uses 1)
+        r = run(config, A, T, np.asarray(y), n_classes, folds, groups)
     return {"proba": r.proba.tolist(), "best_epoch": list(r.best_epoch), "epochs_run": list(r.epochs_run),
             "seconds": time.perf_counter() - t0}
 
@@ -317,7 +315,7 @@ def _run_cells(todo: list[Cell], setups, data, jobs, batched, cache_dir: Path, p
         s = setups[c.task]
         d = data[(c.task, c.audio, c.text)]
         return (c.config.to_dict(), d["A"], d["T"], s.y, len(s.label_names), s.folds.test_fold, s.folds.k,
-                s.folds.seed, s.groups, batched)
+                s.folds.seed, s.groups, batched, threads)
 
     def store(c: Cell, r: dict):
         atomic_write_json(cache_dir / f"{c.key}.json", {"key": c.key, "task": c.task, "audio": c.audio,
@@ -335,7 +333,7 @@ def _run_cells(todo: list[Cell], setups, data, jobs, batched, cache_dir: Path, p
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(_cell_job, *args(c), threads): c for c in todo}
+        futures = {pool.submit(_cell_job, *args(c)): c for c in todo}
         for i, fut in enumerate(as_completed(futures)):
             try:
                 result = fut.result()
