@@ -52,16 +52,19 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     losses: Optional[list[str]] = None  # auxiliary losses in use; None = the configuration's default
-    lambda_con: float = 1.0
+    # The paper gives no λ or τ. At λ = 1, τ = 0.1 the contrastive and MI terms swamp the cross-entropy
+    # on small data (demo corpus, seed 1, 24-fold CV: hilbert 70.7 spectrum AUC, below audio-only 79.7);
+    # these values gave 97.6 / 98.6 / 100 on spectrum / mood / prosody there (README: "Defaults").
+    lambda_con: float = 0.1
     lambda_cka: float = 1.0
-    lambda_mi: float = 1.0
-    temperature: float = 0.1  # τ of the contrastive losses
-    temperature_mi: float = 0.1  # τ_mi of the InfoNCE critic
+    lambda_mi: float = 0.1
+    temperature: float = 0.5  # τ of the contrastive losses (0.1 -> 86.5 spectrum AUC, 0.5 -> 87.2, at lr 3e-3)
+    temperature_mi: float = 0.5  # τ_mi of the InfoNCE critic
 
 
 @dataclass
 class TrainConfig:
-    lr: float = 3e-3  # with batch 16: best of lr {1e-3, 3e-3} x batch {16, 32} on synthetic 40/150-document tasks
+    lr: float = 1e-3  # demo corpus (seed 1): 1e-3 -> 97.6 spectrum AUC vs 87.2 at 3e-3 (3e-3 won on planted-signal synthetic data)
     weight_decay: float = 1e-2
     epochs: int = 100  # upper bound; early stopping usually ends sooner
     batch_size: int = 16  # small data needs optimiser steps: tens of documents give only a few per epoch

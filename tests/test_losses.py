@@ -182,14 +182,16 @@ def test_total_loss_weights_and_configuration_switches(z):
     za, zt, zj = z
     logits, y = torch.randn(6, 2, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0])
     out = {"logits": logits, "z_a": za, "z_t": zt, "z_j": zj}
-    cfg = HilbertConfig.from_dict({"loss": {"lambda_con": 0.5, "lambda_cka": 2.0, "lambda_mi": 3.0}})
+    cfg = HilbertConfig.from_dict({"loss": {"lambda_con": 0.5, "lambda_cka": 2.0, "lambda_mi": 3.0,
+                                            "temperature": 0.1, "temperature_mi": 0.2}})
     total, parts = total_loss(out, y, None, cfg)
     want = (cross_entropy(logits, y) + 0.5 * dual_contrastive_loss(za, zt, zj, 0.1) + 2 * cka_loss(za, zt, zj)
-            + 3 * mi_balance_loss(za, zt, zj, 0.1))
+            + 3 * mi_balance_loss(za, zt, zj, 0.2))
     assert total.item() == pytest.approx(want.item(), rel=1e-9)
     cfg = HilbertConfig.from_dict({"configuration": "contrastive-moe"})
     total, parts = total_loss(out, y, None, cfg)
-    assert parts["con"].item() == pytest.approx(audio_text_contrastive_loss(za, zt, 0.1).item())
+    tau = cfg.loss.temperature
+    assert parts["con"].item() == pytest.approx(audio_text_contrastive_loss(za, zt, tau).item())
     assert parts["cka"].item() == 0.0 and parts["mi"].item() == 0.0
     cfg = HilbertConfig.from_dict({"loss": {"losses": ["cka"]}})
     total, parts = total_loss(out, y, None, cfg)
