@@ -3,7 +3,12 @@
 The demo's `mood` label is carried by the words only, `prosody` by the voice only, and the
 4-class `spectrum` (mood × prosody) needs both. So text-only must find mood, audio-only must find
 prosody, and hilbert must beat both single modalities on spectrum. The whole pipeline runs for
-real: demo-data -> segment -> embed (whisper-tiny + minilm) -> evaluate.
+real, on the corpus `hilbert demo-data` writes by default (60 interviews of 30-90 s, seed 0) with
+the paper's 25 folds: demo-data -> segment -> embed (whisper-tiny + minilm) -> evaluate (~4 min).
+
+The loss defaults were chosen on the seed-1 corpus, not this one. On much shorter documents (20-30 s,
+3-5 segments each, 48 documents, 6 folds) hilbert fell to 67 % on spectrum, below audio-only (83 %):
+its attention encoders need documents with more than a handful of segments (README, "Defaults").
 """
 import os
 
@@ -16,14 +21,13 @@ from hilbert_cli.evaluate import evaluate
 from hilbert_cli.segment import SegmentSettings, segment_corpus
 from hilbert_cli.workspace import Workspace
 
-N_DOCS = 48
-FOLDS = 6
+FOLDS = 25  # the paper's k (spectrum's largest class has 24 documents, so evaluate uses 24 there)
 
 
 @pytest.mark.slow
 def test_demo_corpus_ground_truth(tmp_path):
     corpus = tmp_path / "demo"
-    make_demo_corpus(corpus, n_docs=N_DOCS, seed=0, min_seconds=20, max_seconds=30)
+    make_demo_corpus(corpus, seed=0)  # the defaults: what the README's quickstart evaluates
     ws = Workspace(tmp_path / "ws")
     segment_corpus(corpus, ws, SegmentSettings())
     r = evaluate(ws, "mood,prosody,spectrum", "text-only,audio-only,hilbert", "whisper-tiny", "minilm",
