@@ -5,6 +5,7 @@ into one line on stderr and a non-zero exit.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Optional
@@ -38,6 +39,23 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def command(name: Optional[str] = None):
+    """Register a command whose HilbertError becomes one line on stderr and exit code 1.
+
+    Done here rather than only in main() so that every way of invoking the app (the console script,
+    `python -m hilbert_cli`, Typer's test runner) shows the user the same sentence, not a traceback.
+    """
+    def register(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except HilbertError as e:
+                _fail(str(e))
+        return app.command(name)(run)
+    return register
+
+
 # --- commands -------------------------------------------------------------------------------
 # Each command: parse options, call one library function, render its result.
 # (commands are added below this line)
@@ -47,7 +65,280 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
-@app.command()
+@command("demo-data")
+def demo_data(
+    out_dir: Path = typer.Argument(..., metavar="DIR", help="Folder to write the corpus into (new, empty, or an earlier demo corpus)."),
+    n_docs: int = typer.Option(60, "--n-docs", help="Number of interviews (at least 8; two per subject)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same files."),
+    min_seconds: float = typer.Option(30.0, "--min-seconds", help="Shortest interview length in seconds."),
+    max_seconds: float = typer.Option(90.0, "--max-seconds", help="Longest interview length in seconds."),
+):
+    """Write a synthetic interview corpus with known ground truth (speech synthesised offline with eSpeak NG).
+
+    Labels: mood (carried by the words only), prosody (by the voice only) and spectrum (4 imbalanced classes that need both). Mixed audio formats and transcript kinds, as in a real corpus; DIR/README.md describes the ground truth.
+
+    Example: hilbert demo-data ./demo --n-docs 60 --seed 0 && hilbert segment ./demo
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .demo import make_demo_corpus
+
+    with Progress(TextColumn("synthesising interviews"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("demo", total=n_docs)
+        r = make_demo_corpus(out_dir, n_docs=n_docs, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"Wrote {r.n_docs} interviews ({r.total_seconds / 60:.1f} min of audio) to {r.out_dir}", highlight=False)
+    table = Table(title="labels (labels.csv)")
+    for col in ("task", "carried by", "documents per class"):
+        table.add_column(col)
+    carried = {"mood": "words only", "prosody": "voice only", "spectrum": "words and voice"}
+    for task_name, counts in r.label_counts.items():
+        table.add_row(task_name, carried.get(task_name, ""), ", ".join(f"{k} {v}" for k, v in counts.items()))
+    console.print(table)
+    console.print("audio:       " + ", ".join(f"{k} ({v})" for k, v in r.audio_formats.items()), highlight=False)
+    console.print("transcripts: " + ", ".join(f"{k} ({v})" for k, v in r.transcripts.items()), highlight=False)
+    if r.n_new:
+        console.print(f"new:         {r.n_new} unlabelled interviews in {r.out_dir / 'new'} (for `hilbert predict`)",
+                      highlight=False)
+    console.print(f"Next: hilbert segment {r.out_dir}", style="dim", highlight=False)
+
+
+@command()
+def segment(
+    corpus: Path = typer.Argument(..., help="Corpus folder: audio, optional same-stem transcripts, labels.csv."),
+    strategy: str = typer.Option("auto", "--strategy", help="auto (sentences and pauses), cues (the timed transcript's cues) or fixed (windows)."),
+    target_words: int = typer.Option(17, "--target-words", help="auto: aim for this many words per segment."),
+    max_seconds: float = typer.Option(15.0, "--max-seconds", help="auto: no segment longer than this (seconds)."),
+    window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
+    asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Cut every recording of a corpus into segments (transcribing audio that has no timed transcript).
+
+    Example: hilbert segment ./interviews -w ./hilbert-work
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .segment import PAPER_SECONDS, PAPER_WORDS, SegmentSettings, segment_corpus
+    from .workspace import Workspace
+
+    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr)
+    ws = Workspace(workspace)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("segmenting", total=None)
+
+        def on_progress(p):
+            bar.update(task, total=p.n_docs, completed=p.doc_index + p.fraction, description=p.doc_id)
+
+        result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress)
+
+    table = Table(title=f"segments in {result.workspace}")
+    for col in ("documents", "segments", "mean words / segment", "mean seconds / segment", "left out"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(result.documents)), str(result.n_segments), f"{result.mean_words:.1f}",
+                  f"{result.mean_seconds:.2f}", str(len(result.problems)))
+    console.print(table)
+    console.print(f"(the paper's corpus: {PAPER_WORDS} words, {PAPER_SECONDS} s per segment)", style="dim")
+    resumed = sum(d.status == "resumed" for d in result.documents)
+    if resumed:
+        console.print(f"{resumed} document(s) already segmented with these settings were kept.")
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    for p in result.problems:
+        err_console.print(f"[bold red]problem:[/] {p}", highlight=False, soft_wrap=True)
+    if result.failed:
+        _fail(f"{len(result.problems)} problem(s) above; those documents were left out. Fix them and re-run "
+              "(documents already done are kept).")
+
+
+@command()
+def embed(
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder layer to pool (0 = input embeddings; default the last)."),
+    pooling: str = typer.Option("mean", "--pooling", help="Pooling of encoder frames inside a segment: mean or mean+std."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Embed every segment with a frozen audio and text encoder; vectors are cached, so re-running costs nothing.
+
+    Example: hilbert embed --audio whisper-tiny --text minilm -w ./hilbert-work
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .embed import embed_corpus
+    from .workspace import Workspace
+
+    ws = Workspace(workspace)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        tasks = {}
+
+        def on_progress(stage: str, done: int, total: int):
+            if stage not in tasks:
+                unit = "documents" if stage == "audio" else "segments"
+                tasks[stage] = bar.add_task(f"{stage} ({audio if stage == 'audio' else text}): {unit}", total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress)
+
+    table = Table(title=f"embeddings in {ws.embeddings_dir}")
+    for col in ("documents", "segments", "audio: computed / cached", "text: computed / cached", "dims (audio, text)", "time"):
+        table.add_column(col, justify="right")
+    table.add_row(str(r.docs), str(r.segments), f"{r.audio_computed} / {r.audio_cached}", f"{r.text_computed} / {r.text_cached}",
+                  f"{r.audio_dim}, {r.text_dim}", f"{r.seconds:.1f} s")
+    console.print(table)
+    if r.audio_seconds:
+        console.print(f"{r.audio_seconds / 60:.1f} min of audio embedded at {r.realtime_factor:.0f}x real time.")
+    else:
+        console.print("Everything was cached: no model was run.")
+    if r.corrupt:
+        console.print(f"[yellow]warning:[/] {r.corrupt} damaged cache file(s) were found and recomputed.")
+
+
+@command()
+def backbones():
+    """List the audio and text encoders, their aliases, and whether each is usable offline now.
+
+    Example: hilbert backbones
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .backbones import DEFAULT_AUDIO, DEFAULT_TEXT, available_backbones
+
+    table = Table(title="backbones (any Hugging Face model id or local model folder works too)")
+    for col in ("alias", "kind", "model", "dimension", "usable offline now"):
+        table.add_column(col)
+    for row in available_backbones():
+        alias = f"{row.alias} (default)" if row.alias in (DEFAULT_AUDIO, DEFAULT_TEXT) else row.alias
+        table.add_row(alias, row.kind, escape(row.model), str(row.dimension or "?"),
+                      "[green]yes[/]" if row.offline else "[red]no[/] (--allow-download)")
+    console.print(table)
+
+
+@command()
+def train(
+    task: str = typer.Option(..., "--task", help="Task (a label column of labels.csv) to train on."),
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with hyperparameters (configuration:, model:, loss:, train:)."),
+    configuration: Optional[str] = typer.Option(None, "--configuration", help="hilbert, contrastive-moe, transfer, transfer-moe, audio-only or text-only."),
+    losses: Optional[str] = typer.Option(None, "--losses", help="Auxiliary losses, comma-separated subset of contrastive,cka,mi (or none)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping usually ends sooner)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (training is deterministic on CPU)."),
+    output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Model file to write."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Train one model on every labelled document of a task and write model.pt (plus its loss curves and config).
+
+    Example: hilbert train --task spectrum --audio whisper-tiny --text minilm --configuration hilbert -o spectrum.pt
+    """
+    from rich.panel import Panel
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .config import load_config
+    from .train import train_task
+    from .workspace import Workspace
+
+    overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
+                 "train.seed": seed}
+    cfg = load_config(config, overrides)
+    console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
+        bars = {}
+
+        def on_embed(stage: str, done: int, total: int):
+            if stage not in bars:
+                bars[stage] = bar.add_task(f"embed {stage}", total=total, losses="")
+            bar.update(bars[stage], completed=done, total=total)
+
+        def on_epoch(epoch: int, total: int, r: dict):
+            if "train" not in bars:
+                bars["train"] = bar.add_task(f"train {cfg.configuration}", total=total, losses="")
+            parts = " ".join(f"{k} {r[k]:.3f}" for k in ("total", "ce", "con", "cka", "mi") if r[k] != 0)
+            auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
+            bar.update(bars["train"], completed=epoch, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
+
+        r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
+                       progress=on_epoch, embed_progress=on_embed)
+    counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
+    console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
+                  f"{r.seconds:.1f} s: {r.epochs_run} epochs, weights from epoch {r.best_epoch} (lowest validation loss).")
+    console.print(f"model   {r.model_path}\nlosses  {r.losses_csv}\nplot    {r.losses_png}\nconfig  {r.config_yaml}",
+                  highlight=False)
+
+
+@command()
+def evaluate(
+    task: str = typer.Option(..., "--task", help="Task(s) to evaluate: a label column of labels.csv, several comma-separated, or all."),
+    configs: Optional[str] = typer.Option(None, "--config", help="Configurations, comma-separated: transfer, transfer-moe, contrastive-moe, hilbert, audio-only, text-only (default: the paper's four; none when only --ablation is given)."),
+    ablation: Optional[str] = typer.Option(None, "--ablation", help="Loss ablation of hilbert: all (every subset of contrastive, cka, mi) or a list such as none,contrastive,contrastive+cka."),
+    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone(s), comma-separated: aliases (see `hilbert backbones`), Hugging Face ids or folders."),
+    text: str = typer.Option("minilm", "--text", help="Text backbone(s), comma-separated."),
+    folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fold assignment, the bootstrap and training (default 0; training otherwise uses train.seed of --config-file)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
+    config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
+    name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
+    allow_download: bool = AllowDownloadOpt,
+    workspace: Optional[Path] = WorkspaceOpt,
+):
+    """Cross-validate configurations, backbones and tasks; write an AUC report (Markdown, JSON, CSV, ROC plots).
+
+    Finished grid cells are kept in the workspace, so re-running or extending a grid only trains what is new.
+
+    Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
+    """
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .config import load_config
+    from .evaluate import evaluate as run_evaluation
+    from .report import auc_table
+    from .workspace import Workspace
+
+    if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
+        _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
+    base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        bars = {}
+
+        def on_progress(stage: str, done: int, total: int):
+            if stage not in bars:
+                bars[stage] = bar.add_task("cross-validate grid cells" if stage == "train" else f"embed {stage}", total=total)
+            bar.update(bars[stage], completed=done, total=total)
+
+        r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
+                           config=base, run_name=name, jobs=jobs, allow_download=allow_download, progress=on_progress)
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
+    ks = sorted({s.folds.k for s in r.setups.values()})
+    table = Table(title=f"AUC (%) of pooled out-of-fold predictions, {'/'.join(map(str, ks))}-fold CV")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right")
+    for row, b in zip(rows, bold):
+        offset = len(row) - len(b)
+        cells = [escape(x) for x in row]  # names such as hilbert[cka] are not markup
+        table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(cells)])
+    console.print(table)
+    console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
+    console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)
+
+
+@command()
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL.pt", help="Model file written by `hilbert train`."),
     inputs: list[Path] = typer.Argument(..., metavar="FILE_OR_DIR...", help="Recordings, or folders of recordings (a same-stem transcript beside one is used)."),
@@ -111,279 +402,6 @@ def predict(
         err_console.print(f"[bold red]problem:[/] {escape(p.error)}", highlight=False, soft_wrap=True)
     if r.failed:
         _fail(f"{len(r.failed)} of {len(r.predictions)} file(s) could not be predicted (see above); the others were.")
-
-
-@app.command("demo-data")
-def demo_data(
-    out_dir: Path = typer.Argument(..., metavar="DIR", help="Folder to write the corpus into (new, empty, or an earlier demo corpus)."),
-    n_docs: int = typer.Option(60, "--n-docs", help="Number of interviews (at least 8; two per subject)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same files."),
-    min_seconds: float = typer.Option(30.0, "--min-seconds", help="Shortest interview length in seconds."),
-    max_seconds: float = typer.Option(90.0, "--max-seconds", help="Longest interview length in seconds."),
-):
-    """Write a synthetic interview corpus with known ground truth (speech synthesised offline with eSpeak NG).
-
-    Labels: mood (carried by the words only), prosody (by the voice only) and spectrum (4 imbalanced classes that need both). Mixed audio formats and transcript kinds, as in a real corpus; DIR/README.md describes the ground truth.
-
-    Example: hilbert demo-data ./demo --n-docs 60 --seed 0 && hilbert segment ./demo
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from .demo import make_demo_corpus
-
-    with Progress(TextColumn("synthesising interviews"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task("demo", total=n_docs)
-        r = make_demo_corpus(out_dir, n_docs=n_docs, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"Wrote {r.n_docs} interviews ({r.total_seconds / 60:.1f} min of audio) to {r.out_dir}", highlight=False)
-    table = Table(title="labels (labels.csv)")
-    for col in ("task", "carried by", "documents per class"):
-        table.add_column(col)
-    carried = {"mood": "words only", "prosody": "voice only", "spectrum": "words and voice"}
-    for task_name, counts in r.label_counts.items():
-        table.add_row(task_name, carried.get(task_name, ""), ", ".join(f"{k} {v}" for k, v in counts.items()))
-    console.print(table)
-    console.print("audio:       " + ", ".join(f"{k} ({v})" for k, v in r.audio_formats.items()), highlight=False)
-    console.print("transcripts: " + ", ".join(f"{k} ({v})" for k, v in r.transcripts.items()), highlight=False)
-    if r.n_new:
-        console.print(f"new:         {r.n_new} unlabelled interviews in {r.out_dir / 'new'} (for `hilbert predict`)",
-                      highlight=False)
-    console.print(f"Next: hilbert segment {r.out_dir}", style="dim", highlight=False)
-
-
-@app.command()
-def train(
-    task: str = typer.Option(..., "--task", help="Task (a label column of labels.csv) to train on."),
-    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
-    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with hyperparameters (configuration:, model:, loss:, train:)."),
-    configuration: Optional[str] = typer.Option(None, "--configuration", help="hilbert, contrastive-moe, transfer, transfer-moe, audio-only or text-only."),
-    losses: Optional[str] = typer.Option(None, "--losses", help="Auxiliary losses, comma-separated subset of contrastive,cka,mi (or none)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping usually ends sooner)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (training is deterministic on CPU)."),
-    output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Model file to write."),
-    allow_download: bool = AllowDownloadOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
-):
-    """Train one model on every labelled document of a task and write model.pt (plus its loss curves and config).
-
-    Example: hilbert train --task spectrum --audio whisper-tiny --text minilm --configuration hilbert -o spectrum.pt
-    """
-    from rich.panel import Panel
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .config import load_config
-    from .train import train_task
-    from .workspace import Workspace
-
-    overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
-                 "train.seed": seed}
-    cfg = load_config(config, overrides)
-    console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
-        bars = {}
-
-        def on_embed(stage: str, done: int, total: int):
-            if stage not in bars:
-                bars[stage] = bar.add_task(f"embed {stage}", total=total, losses="")
-            bar.update(bars[stage], completed=done, total=total)
-
-        def on_epoch(epoch: int, total: int, r: dict):
-            if "train" not in bars:
-                bars["train"] = bar.add_task(f"train {cfg.configuration}", total=total, losses="")
-            parts = " ".join(f"{k} {r[k]:.3f}" for k in ("total", "ce", "con", "cka", "mi") if r[k] != 0)
-            auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
-            bar.update(bars["train"], completed=epoch, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
-
-        r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
-                       progress=on_epoch, embed_progress=on_embed)
-    counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
-    console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
-                  f"{r.seconds:.1f} s: {r.epochs_run} epochs, weights from epoch {r.best_epoch} (lowest validation loss).")
-    console.print(f"model   {r.model_path}\nlosses  {r.losses_csv}\nplot    {r.losses_png}\nconfig  {r.config_yaml}",
-                  highlight=False)
-
-
-@app.command()
-def embed(
-    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
-    text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
-    layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder layer to pool (0 = input embeddings; default the last)."),
-    pooling: str = typer.Option("mean", "--pooling", help="Pooling of encoder frames inside a segment: mean or mean+std."),
-    allow_download: bool = AllowDownloadOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
-):
-    """Embed every segment with a frozen audio and text encoder; vectors are cached, so re-running costs nothing.
-
-    Example: hilbert embed --audio whisper-tiny --text minilm -w ./hilbert-work
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from .embed import embed_corpus
-    from .workspace import Workspace
-
-    ws = Workspace(workspace)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        tasks = {}
-
-        def on_progress(stage: str, done: int, total: int):
-            if stage not in tasks:
-                unit = "documents" if stage == "audio" else "segments"
-                tasks[stage] = bar.add_task(f"{stage} ({audio if stage == 'audio' else text}): {unit}", total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress)
-
-    table = Table(title=f"embeddings in {ws.embeddings_dir}")
-    for col in ("documents", "segments", "audio: computed / cached", "text: computed / cached", "dims (audio, text)", "time"):
-        table.add_column(col, justify="right")
-    table.add_row(str(r.docs), str(r.segments), f"{r.audio_computed} / {r.audio_cached}", f"{r.text_computed} / {r.text_cached}",
-                  f"{r.audio_dim}, {r.text_dim}", f"{r.seconds:.1f} s")
-    console.print(table)
-    if r.audio_seconds:
-        console.print(f"{r.audio_seconds / 60:.1f} min of audio embedded at {r.realtime_factor:.0f}x real time.")
-    else:
-        console.print("Everything was cached: no model was run.")
-    if r.corrupt:
-        console.print(f"[yellow]warning:[/] {r.corrupt} damaged cache file(s) were found and recomputed.")
-
-
-@app.command()
-def backbones():
-    """List the audio and text encoders, their aliases, and whether each is usable offline now.
-
-    Example: hilbert backbones
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from .backbones import DEFAULT_AUDIO, DEFAULT_TEXT, available_backbones
-
-    table = Table(title="backbones (any Hugging Face model id or local model folder works too)")
-    for col in ("alias", "kind", "model", "dimension", "usable offline now"):
-        table.add_column(col)
-    for row in available_backbones():
-        alias = f"{row.alias} (default)" if row.alias in (DEFAULT_AUDIO, DEFAULT_TEXT) else row.alias
-        table.add_row(alias, row.kind, escape(row.model), str(row.dimension or "?"),
-                      "[green]yes[/]" if row.offline else "[red]no[/] (--allow-download)")
-    console.print(table)
-
-
-@app.command()
-def segment(
-    corpus: Path = typer.Argument(..., help="Corpus folder: audio, optional same-stem transcripts, labels.csv."),
-    strategy: str = typer.Option("auto", "--strategy", help="auto (sentences and pauses), cues (the timed transcript's cues) or fixed (windows)."),
-    target_words: int = typer.Option(17, "--target-words", help="auto: aim for this many words per segment."),
-    max_seconds: float = typer.Option(15.0, "--max-seconds", help="auto: no segment longer than this (seconds)."),
-    window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
-    asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
-    allow_download: bool = AllowDownloadOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
-):
-    """Cut every recording of a corpus into segments (transcribing audio that has no timed transcript).
-
-    Example: hilbert segment ./interviews -w ./hilbert-work
-    """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from .segment import PAPER_SECONDS, PAPER_WORDS, SegmentSettings, segment_corpus
-    from .workspace import Workspace
-
-    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr)
-    ws = Workspace(workspace)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("segmenting", total=None)
-
-        def on_progress(p):
-            bar.update(task, total=p.n_docs, completed=p.doc_index + p.fraction, description=p.doc_id)
-
-        result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress)
-
-    table = Table(title=f"segments in {result.workspace}")
-    for col in ("documents", "segments", "mean words / segment", "mean seconds / segment", "left out"):
-        table.add_column(col, justify="right")
-    table.add_row(str(len(result.documents)), str(result.n_segments), f"{result.mean_words:.1f}",
-                  f"{result.mean_seconds:.2f}", str(len(result.problems)))
-    console.print(table)
-    console.print(f"(the paper's corpus: {PAPER_WORDS} words, {PAPER_SECONDS} s per segment)", style="dim")
-    resumed = sum(d.status == "resumed" for d in result.documents)
-    if resumed:
-        console.print(f"{resumed} document(s) already segmented with these settings were kept.")
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    for p in result.problems:
-        err_console.print(f"[bold red]problem:[/] {p}", highlight=False, soft_wrap=True)
-    if result.failed:
-        _fail(f"{len(result.problems)} problem(s) above; those documents were left out. Fix them and re-run "
-              "(documents already done are kept).")
-
-
-@app.command()
-def evaluate(
-    task: str = typer.Option(..., "--task", help="Task(s) to evaluate: a label column of labels.csv, several comma-separated, or all."),
-    configs: Optional[str] = typer.Option(None, "--config", help="Configurations, comma-separated: transfer, transfer-moe, contrastive-moe, hilbert, audio-only, text-only (default: the paper's four; none when only --ablation is given)."),
-    ablation: Optional[str] = typer.Option(None, "--ablation", help="Loss ablation of hilbert: all (every subset of contrastive, cka, mi) or a list such as none,contrastive,contrastive+cka."),
-    audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone(s), comma-separated: aliases (see `hilbert backbones`), Hugging Face ids or folders."),
-    text: str = typer.Option("minilm", "--text", help="Text backbone(s), comma-separated."),
-    folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fold assignment, the bootstrap and training (default 0; training otherwise uses train.seed of --config-file)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
-    config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
-    name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
-    allow_download: bool = AllowDownloadOpt,
-    workspace: Optional[Path] = WorkspaceOpt,
-):
-    """Cross-validate configurations, backbones and tasks; write an AUC report (Markdown, JSON, CSV, ROC plots).
-
-    Finished grid cells are kept in the workspace, so re-running or extending a grid only trains what is new.
-
-    Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
-    """
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from .config import load_config
-    from .evaluate import evaluate as run_evaluation
-    from .report import auc_table
-    from .workspace import Workspace
-
-    if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
-        _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
-    base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        bars = {}
-
-        def on_progress(stage: str, done: int, total: int):
-            if stage not in bars:
-                bars[stage] = bar.add_task("cross-validate grid cells" if stage == "train" else f"embed {stage}", total=total)
-            bar.update(bars[stage], completed=done, total=total)
-
-        r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
-                           config=base, run_name=name, jobs=jobs, allow_download=allow_download, progress=on_progress)
-    for w in r.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
-    ks = sorted({s.folds.k for s in r.setups.values()})
-    table = Table(title=f"AUC (%) of pooled out-of-fold predictions, {'/'.join(map(str, ks))}-fold CV")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i < 2 else "right")
-    for row, b in zip(rows, bold):
-        offset = len(row) - len(b)
-        cells = [escape(x) for x in row]  # names such as hilbert[cka] are not markup
-        table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(cells)])
-    console.print(table)
-    console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
-    console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)
 
 
 def main() -> None:
