@@ -37,12 +37,24 @@ def _plain(obj: Any, where: str = "checkpoint") -> Any:
     raise HilbertError(f"{where}: cannot store a {type(obj).__name__} in model.pt; only plain values and tensors.")
 
 
+def _portable_backbone(name: str) -> str:
+    """An alias or hub id as given; a local model folder or file as its absolute path, so that
+    `predict` finds it from any working directory (the registry's aliases win, as in backbones.py)."""
+    from .backbones import BACKBONES
+
+    path = Path(name).expanduser()
+    if name in BACKBONES or not path.exists():
+        return name
+    return str(path.resolve())
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: HilbertConfig, task: str,
                     label_names: list[str], audio: str, text: str, d_audio: int, d_text: int,
                     segmentation: Optional[dict] = None, fingerprints: Optional[dict[str, str]] = None,
                     extra: Optional[dict] = None) -> Path:
     """Write model.pt atomically. `fingerprints` ({'audio': ..., 'text': ...}) defaults to
     embed.backbone_fingerprint of each backbone, so predict can check it embeds the same way."""
+    audio, text = _portable_backbone(audio), _portable_backbone(text)
     if fingerprints is None:
         from .embed import backbone_fingerprint
 

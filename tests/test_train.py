@@ -277,3 +277,14 @@ def test_fit_restores_the_thread_setting():
     seen = []
     fit(cfg("transfer", **{"train.epochs": 1}), A, T, y, 2, progress=lambda *a: seen.append(torch.get_num_threads()))
     assert seen == [1] and torch.get_num_threads() == 2
+
+
+def test_checkpoint_stores_a_local_backbone_folder_as_an_absolute_path(tmp_path, monkeypatch):
+    """A relative model folder given to `train` must still be found when `predict` runs elsewhere."""
+    from hilbert_cli.checkpoint import _portable_backbone
+
+    (tmp_path / "my-encoder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert _portable_backbone("my-encoder") == str((tmp_path / "my-encoder").resolve())
+    assert _portable_backbone("minilm") == "minilm"  # an alias stays an alias
+    assert _portable_backbone("org/model-id") == "org/model-id"  # a hub id is not a local path
