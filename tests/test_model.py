@@ -13,13 +13,7 @@ from hilbert_cli.losses import class_weights_for, total_loss
 from hilbert_cli.model import MoE, build_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest on one thread; on a busy 2-core machine two threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 DA, DT, C = 12, 10, 3

@@ -20,13 +20,7 @@ from hilbert_cli.train import explain, fit, predict_proba, train_task
 from hilbert_cli.workspace import Manifest, Workspace
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models run fastest on one thread; on a busy 2-core machine two threads thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 DA, DT = 16, 12
