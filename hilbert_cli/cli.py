@@ -56,6 +56,27 @@ def command(name: Optional[str] = None):
     return register
 
 
+def _progress(*extra_columns):
+    """The bar every long command shows on stderr; transient, so it is gone when the work is done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    *extra_columns, console=err_console, transient=True)
+
+
+def _stage_bars(bar, describe, **fields):
+    """A library `progress(stage, done, total)` callback: one bar per stage, opened on its first call
+    with the label `describe(stage)`."""
+    bars = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = bar.add_task(describe(stage), total=total, **fields)
+        bar.update(bars[stage], completed=done, total=total)
+
+    return update
+
+
 # --- commands -------------------------------------------------------------------------------
 # Each command: parse options, call one library function, render its result.
 # (commands are added below this line)
@@ -79,14 +100,12 @@ def demo_data(
 
     Example: hilbert demo-data ./demo --n-docs 60 --seed 0 && hilbert segment ./demo
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from .demo import make_demo_corpus
 
-    with Progress(TextColumn("synthesising interviews"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        task = bar.add_task("demo", total=n_docs)
+    with _progress() as bar:
+        task = bar.add_task("synthesising interviews", total=n_docs)
         r = make_demo_corpus(out_dir, n_docs=n_docs, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds,
                              progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"Wrote {r.n_docs} interviews ({r.total_seconds / 60:.1f} min of audio) to {r.out_dir}", highlight=False)
@@ -169,23 +188,15 @@ def embed(
 
     Example: hilbert embed --audio whisper-tiny --text minilm -w ./hilbert-work
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from .embed import embed_corpus
     from .workspace import Workspace
 
     ws = Workspace(workspace)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        tasks = {}
-
-        def on_progress(stage: str, done: int, total: int):
-            if stage not in tasks:
-                unit = "documents" if stage == "audio" else "segments"
-                tasks[stage] = bar.add_task(f"{stage} ({audio if stage == 'audio' else text}): {unit}", total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with _progress() as bar:
+        on_progress = _stage_bars(bar, lambda stage: f"{stage} ({audio if stage == 'audio' else text}): "
+                                                     f"{'documents' if stage == 'audio' else 'segments'}")
         r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress)
 
     table = Table(title=f"embeddings in {ws.embeddings_dir}")
@@ -243,7 +254,7 @@ def train(
     Example: hilbert train --task spectrum --audio whisper-tiny --text minilm --configuration hilbert -o spectrum.pt
     """
     from rich.panel import Panel
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     from .config import load_config
     from .train import train_task
@@ -253,21 +264,14 @@ def train(
                  "train.seed": seed}
     cfg = load_config(config, overrides)
     console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[losses]}"), console=err_console, transient=True) as bar:
-        bars = {}
-
-        def on_embed(stage: str, done: int, total: int):
-            if stage not in bars:
-                bars[stage] = bar.add_task(f"embed {stage}", total=total, losses="")
-            bar.update(bars[stage], completed=done, total=total)
+    with _progress(TextColumn("{task.fields[losses]}")) as bar:
+        on_embed = _stage_bars(bar, lambda stage: f"embed {stage}", losses="")
+        train_bar = bar.add_task(f"train {cfg.configuration}", total=cfg.train.epochs, losses="")
 
         def on_epoch(epoch: int, total: int, r: dict):
-            if "train" not in bars:
-                bars["train"] = bar.add_task(f"train {cfg.configuration}", total=total, losses="")
             parts = " ".join(f"{k} {r[k]:.3f}" for k in ("total", "ce", "con", "cka", "mi") if r[k] != 0)
             auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
-            bar.update(bars["train"], completed=epoch, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
+            bar.update(train_bar, completed=epoch, total=total, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
 
         r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
                        progress=on_epoch, embed_progress=on_embed)
@@ -300,7 +304,6 @@ def evaluate(
     Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from .config import load_config
@@ -311,15 +314,8 @@ def evaluate(
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
         _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
     base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        bars = {}
-
-        def on_progress(stage: str, done: int, total: int):
-            if stage not in bars:
-                bars[stage] = bar.add_task("cross-validate grid cells" if stage == "train" else f"embed {stage}", total=total)
-            bar.update(bars[stage], completed=done, total=total)
-
+    with _progress() as bar:
+        on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
         r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
                            config=base, run_name=name, jobs=jobs, allow_download=allow_download, progress=on_progress)
     for w in r.warnings:
@@ -354,21 +350,14 @@ def predict(
     Example: hilbert predict model.pt demo/new --json predictions.json --explain segments.csv
     """
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from .predict import predict_files, write_explain_csv, write_json
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as bar:
-        bars = {}
-
-        def on_progress(stage: str, done: int, total: int):
-            if stage not in bars:
-                unit = {"segment": "files", "audio": "files", "text": "segments"}.get(stage, "")
-                bars[stage] = bar.add_task(f"{'segment' if stage == 'segment' else 'embed ' + stage} ({unit})", total=total)
-            bar.update(bars[stage], completed=done, total=total)
-
+    units = {"segment": "files", "audio": "files", "text": "segments"}
+    with _progress() as bar:
+        on_progress = _stage_bars(bar, lambda stage: f"{'segment' if stage == 'segment' else 'embed ' + stage} "
+                                                     f"({units.get(stage, '')})")
         r = predict_files(model, inputs, workspace=workspace, allow_download=allow_download, progress=on_progress)
 
     for w in r.warnings:
