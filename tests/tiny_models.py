@@ -20,33 +20,35 @@ def _seed():
     torch.manual_seed(0)
 
 
-def hubert_dir(root: Path) -> Path:
-    """2-layer HuBERT, feature extractor without attention mask (like hubert-large-ls960-ft)."""
-    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+# the wav2vec2 family's tiny sizes: 2 layers of width 16 over a 7-layer conv front end of width 8
+_TINY_W2V = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                 conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
+
+
+def _w2v_family_dir(path: Path, config_cls, model_cls, return_attention_mask: bool, **config) -> Path:
+    """Save a tiny wav2vec2-family model and its feature extractor, as a real checkpoint folder is."""
+    from transformers import Wav2Vec2FeatureExtractor
 
     _seed()
-    cfg = HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                       conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32)
-    path = root / "tiny-hubert"
-    HubertModel(cfg).save_pretrained(path)
+    model_cls(config_cls(**_TINY_W2V, **config)).save_pretrained(path)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(path)
+                             return_attention_mask=return_attention_mask).save_pretrained(path)
     return path
+
+
+def hubert_dir(root: Path) -> Path:
+    """2-layer HuBERT, feature extractor without attention mask (like hubert-large-ls960-ft)."""
+    from transformers import HubertConfig, HubertModel
+
+    return _w2v_family_dir(root / "tiny-hubert", HubertConfig, HubertModel, return_attention_mask=False)
 
 
 def wav2vec2_dir(root: Path) -> Path:
     """2-layer stable-layer-norm wav2vec2 whose feature extractor asks for an attention mask (like -lv60-self)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    _seed()
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=32,
-                         feat_extract_norm="layer", do_stable_layer_norm=True)
-    path = root / "tiny-wav2vec2"
-    Wav2Vec2Model(cfg).save_pretrained(path)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(path)
-    return path
+    return _w2v_family_dir(root / "tiny-wav2vec2", Wav2Vec2Config, Wav2Vec2Model, return_attention_mask=True,
+                           feat_extract_norm="layer", do_stable_layer_norm=True)
 
 
 def hf_whisper_dir(root: Path) -> Path:
