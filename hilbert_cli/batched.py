@@ -27,7 +27,7 @@ from .folds import Folds, inner_split
 from .losses import class_weights_for, cross_entropy, total_loss
 from .model import build_model
 from . import train as train_mod
-from .train import _batches  # the same batch order as train.fit, by construction
+from .train import shuffled_batches  # the same batch order as train.fit, by construction
 
 EVAL_CHUNK_BYTES = 64 * 2**20  # evaluate folds in chunks so the gathered inputs stay below this
 IMPROVEMENT = 1e-6  # a validation loss must drop by more than this to count (as train.fit)
@@ -177,7 +177,7 @@ def cross_val_predict_batched(
 
     for epoch in range(1, tc.epochs + 1):
         # each fold's batches for this epoch, drawn exactly as its own train.fit would draw them
-        fold_batches = [[plans[f].fit[b] for b in _batches(len(plans[f].fit), tc.batch_size, gens[f])] for f in alive]
+        fold_batches = [[plans[f].fit[b] for b in shuffled_batches(len(plans[f].fit), tc.batch_size, gens[f])] for f in alive]
         base.train()
         sums = {k: torch.zeros(len(alive)) for k in ("total", "ce", "con", "cka", "mi")}
         for s in range(max(len(b) for b in fold_batches)):

@@ -62,7 +62,7 @@ class FitResult:
     class_weights: Optional[list[float]] = None
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
     """Shuffled, near-equal batches (array_split), so no batch is a lone document the auxiliary losses cannot use."""
     order = torch.randperm(n, generator=gen).numpy()
     return [b for b in np.array_split(order, max(1, math.ceil(n / batch_size))) if len(b)]
@@ -118,7 +118,7 @@ def _fit(config, A_list, T_list, y, n_classes, groups, progress) -> FitResult:
         t0 = time.perf_counter()
         model.train()
         sums = dict.fromkeys(("total", "ce", "con", "cka", "mi"), 0.0)
-        for b in _batches(len(fit_idx), tc.batch_size, gen):
+        for b in shuffled_batches(len(fit_idx), tc.batch_size, gen):
             idx = fit_idx[b]
             out = model(*_trim(A, T, mask, idx))
             loss, parts = total_loss(out, Y[idx], cw, config)
