@@ -1,14 +1,14 @@
-"""Cross-validation with every fold of one configuration trained at once (torch.func + vmap).
+"""Cross-validation with every fold of one configuration trained at once.
 
-The F fold models are F copies of the same module with their parameters stacked along a leading
-fold dimension (`torch.func.stack_module_state`); one `vmap(functional_call)` runs all of them on
-an (F, B) batch of document indices, so a training step costs one wide computation instead of F
-narrow ones. Folds differ in size and stop at different epochs, so every step carries a per-fold
-sample mask, and the optimiser (AdamW, written out below because torch.optim cannot skip part of
-a stacked tensor) updates only the folds that had samples in the step. Everything else — the
-initialisation, the inner validation split, the batch order, class weights, the loss, early
-stopping — is the same as `train.fit` on each fold alone, which `cross_val_predict_sequential`
-does and the tests compare against.
+The F fold models are F copies of the same module whose parameters live in one (F, P) tensor, a
+row per fold (FoldParameters). A training step runs all F models on an (F, B) batch of document
+indices in one wide computation instead of F narrow ones: the encoder configurations through
+stacked.py (the forward written with an explicit fold dimension), the transfer baselines through
+`vmap(functional_call)`. Folds differ in size and stop at different epochs, so every step carries a
+per-fold sample mask, and the optimiser (torch's fused AdamW, one parameter per fold) updates only
+the folds that had samples in the step. Everything else — the initialisation, the inner validation
+split, the batch order, class weights, the loss, early stopping — is the same as `train.fit` on each
+fold alone, which `cross_val_predict_sequential` does and the tests compare against.
 """
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, vmap
 
 from .config import HilbertConfig
 from .data import pad_batch
 from .folds import Folds, inner_split
 from .losses import class_weights_for, cross_entropy, total_loss
 from .model import build_model
+from .stacked import StackedForward
 from . import train as train_mod
 from .train import shuffled_batches  # the same batch order as train.fit, by construction
 
@@ -63,58 +64,59 @@ def plan_folds(folds: Folds, y: np.ndarray, groups, config: HilbertConfig) -> li
     return plans
 
 
-# --- the stacked optimiser --------------------------------------------------------------------
+# --- the stacked parameters and their optimiser ----------------------------------------------
 
-class StackedAdamW:
-    """torch.optim.AdamW's update, applied per fold to parameters stacked along dim 0.
+class FoldParameters:
+    """Every parameter of F fold models in one (F, P) leaf tensor; `views()` gives the per-name
+    (F, *shape) views the forward takes. One row per fold is what lets FoldAdamW treat each fold
+    as one tensor with its own step count."""
 
-    `step(active)` updates only the folds where active[f] is True (their own step counts, moments,
-    weight decay), so a fold with no samples in a step is left exactly as it was."""
+    def __init__(self, model: torch.nn.Module, n_folds: int):
+        named = list(model.named_parameters())
+        self.names = [k for k, _ in named]
+        self.shapes = [tuple(v.shape) for _, v in named]
+        self.sizes = [v.numel() for _, v in named]
+        one = torch.cat([v.detach().reshape(-1) for _, v in named])  # every fold starts the same
+        self.flat = one.expand(n_folds, -1).clone().requires_grad_(True)
 
-    def __init__(self, params: dict[str, torch.Tensor], lr: float, weight_decay: float,
-                 betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        n_folds = next(iter(params.values())).shape[0]
-        self.steps = torch.zeros(n_folds)
-        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
-        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+    def views(self, flat: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        flat = self.flat if flat is None else flat
+        parts = flat.split(self.sizes, dim=1)
+        return {k: t.view(flat.shape[0], *shape) for k, t, shape in zip(self.names, parts, self.shapes)}
+
+
+class FoldAdamW:
+    """torch.optim.AdamW (the fused kernel: one pass over all folds) with each fold's row of the
+    flat parameters as its own parameter, so each fold keeps its own step count and moments, and
+    `step(active)` leaves a fold with no samples in the step exactly as it was (no gradient, no
+    update). Per fold this is the same update as train.fit's torch.optim.AdamW."""
+
+    def __init__(self, params: FoldParameters, lr: float, weight_decay: float):
+        self.params, self.lr, self.wd = params, lr, weight_decay
+        self._build(states=None)
+
+    def _build(self, states: Optional[list]) -> None:
+        self.rows = list(self.params.flat.detach().unbind(0))  # share storage with the flat leaf
+        self.opt = torch.optim.AdamW(self.rows, lr=self.lr, weight_decay=self.wd, fused=True)
+        for row, state in zip(self.rows, states or []):
+            if state:
+                self.opt.state[row] = state
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.steps += active.to(self.steps.dtype)
-        bc1 = 1 - b1 ** self.steps.clamp_min(1)
-        bc2 = 1 - b2 ** self.steps.clamp_min(1)
-        every = bool(active.all())
-        for k, p in self.params.items():
-            g = p.grad
-            if g is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            m, v = self.m[k], self.v[k]
-            if every:  # the common case: in place, as torch.optim.AdamW does it
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = (v / bc2.view(shape)).sqrt_().add_(self.eps)
-                p.mul_(1 - self.lr * self.wd).sub_(m / denom * (self.lr / bc1.view(shape)))
-                continue
-            on = active.view(shape)
-            m.copy_(torch.where(on, m * b1 + g * (1 - b1), m))
-            v.copy_(torch.where(on, v * b2 + g * g * (1 - b2), v))
-            denom = (v / bc2.view(shape)).sqrt() + self.eps
-            p_new = p * (1 - self.lr * self.wd) - (self.lr / bc1.view(shape)) * m / denom
-            p.copy_(torch.where(on, p_new, p))
+        grad = self.params.flat.grad
+        for f, row in enumerate(self.rows):
+            row.grad = grad[f] if active[f] else None
+        self.opt.step()
 
     def zero_grad(self) -> None:
-        for p in self.params.values():
-            p.grad = None
+        self.params.flat.grad = None
 
     def keep(self, index: torch.Tensor) -> None:
-        """Drop the folds not in `index` (stopped early) from every state tensor."""
-        for k in list(self.params):
-            self.params[k] = self.params[k].detach()[index].requires_grad_(True)
-            self.m[k], self.v[k] = self.m[k][index], self.v[k][index]
-        self.steps = self.steps[index]
+        """Drop the folds not in `index` (stopped early), keeping the others' optimiser state."""
+        states = [self.opt.state.get(self.rows[i]) for i in index.tolist()]
+        self.params.flat = self.params.flat.detach()[index].requires_grad_(True)
+        self._build(states)
 
 
 # --- the trainer --------------------------------------------------------------------------------
@@ -133,42 +135,32 @@ def cross_val_predict_batched(
 
     torch.manual_seed(tc.seed)  # as train.fit: every fold starts from the same seeded initialisation
     model = build_model(config, A_all.shape[-1], T_all.shape[-1], n_classes)
-    params, buffers = stack_module_state([copy.deepcopy(model) for _ in range(n_folds)])
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    base = copy.deepcopy(model).to("meta")
-    opt = StackedAdamW(params, tc.lr, tc.weight_decay)
+    stacked = FoldParameters(model, n_folds)
+    buffers = {k: b.expand(n_folds, *b.shape).clone() for k, b in model.named_buffers()}
+    opt = FoldAdamW(stacked, tc.lr, tc.weight_decay)
     # class weights from each fold's fit part (all ones when off: the same as no weights)
     class_w = torch.stack([class_weights_for(Y_all[torch.as_tensor(p.fit)], n_classes) if tc.class_weights
                            else torch.ones(n_classes) for p in plans])
     gens = [torch.Generator().manual_seed(tc.seed) for _ in plans]  # each fold's own batch order, as train.fit
 
-    def fold_loss(p, b, A, T, mask, yb, cw, smask):
-        return total_loss(functional_call(base, (p, b), (A, T, mask)), yb, cw, config, mask=smask)
-
-    def fold_logits(p, b, A, T, mask):
-        return functional_call(base, (p, b), (A, T, mask))["logits"]
-
-    train_loss = vmap(fold_loss, randomness="same")
-    eval_logits = vmap(fold_logits, randomness="same")
+    forward = _fold_forward(config, model)
+    fold_losses = vmap(lambda out, yb, cw, smask: total_loss(out, yb, cw, config, mask=smask))
     val_ce = vmap(cross_entropy)
 
-    def gather(idx: torch.Tensor):
-        A, T, M = A_all[idx], T_all[idx], M_all[idx]
-        s = int(M.sum(-1).max().clamp_min(1))  # trim the padding every document of the step shares
-        return A[..., :s, :], T[..., :s, :], M[..., :s]
+    gather = _Gather(A_all, T_all, M_all)
 
-    def logits_of(stacked, fold_ids: list[int], idx: torch.Tensor) -> torch.Tensor:
+    def logits_of(flat: torch.Tensor, fold_ids: list[int], idx: torch.Tensor) -> torch.Tensor:
         """(F', W, C) eval-mode logits, folds in chunks so the gathered inputs stay small."""
         per_fold = idx.shape[1] * A_all.shape[1] * (A_all.shape[2] + T_all.shape[2]) * 4
         step = max(1, EVAL_CHUNK_BYTES // max(1, per_fold))
         out = []
         for i in range(0, len(fold_ids), step):
             sl = slice(i, i + step)
-            out.append(eval_logits(_slice(stacked, sl), _select(buffers, fold_ids[sl]), *gather(idx[sl])))
+            out.append(forward(stacked.views(flat[sl]), _select(buffers, fold_ids[sl]), *gather(idx[sl]), False)["logits"])
         return torch.cat(out)
 
     alive = list(range(n_folds))  # folds still training, in the order of the stacked tensors
-    best = {k: v.detach().clone() for k, v in opt.params.items()}  # indexed by original fold
+    best = stacked.flat.detach().clone()  # (n_folds, P), indexed by original fold
     best_loss = [math.inf] * n_folds
     best_epoch = [0] * n_folds
     epochs_run = [0] * n_folds
@@ -178,12 +170,11 @@ def cross_val_predict_batched(
     for epoch in range(1, tc.epochs + 1):
         # each fold's batches for this epoch, drawn exactly as its own train.fit would draw them
         fold_batches = [[plans[f].fit[b] for b in shuffled_batches(len(plans[f].fit), tc.batch_size, gens[f])] for f in alive]
-        base.train()
         sums = {k: torch.zeros(len(alive)) for k in ("total", "ce", "con", "cka", "mi")}
         for s in range(max(len(b) for b in fold_batches)):
             idx, smask = _step_indices([b[s] if s < len(b) else None for b in fold_batches])
-            total, parts = train_loss(opt.params, _select(buffers, alive), *gather(idx), Y_all[idx],
-                                      class_w[alive], smask)
+            out = forward(stacked.views(), _select(buffers, alive), *gather(idx), True)
+            total, parts = fold_losses(out, Y_all[idx], class_w[alive], smask)
             opt.zero_grad()
             total.sum().backward()  # folds are independent: d(sum)/d(params_f) = d(loss_f)/d(params_f)
             opt.step(smask.any(dim=1))
@@ -192,10 +183,9 @@ def cross_val_predict_batched(
                 sums[k] += v.detach() * w
 
         # early stopping on each fold's validation cross-entropy (train.fit's criterion)
-        base.eval()
         val_idx, val_mask = _step_indices([plans[f].val for f in alive])
         with torch.no_grad():
-            vl = val_ce(logits_of(opt.params, alive, val_idx), Y_all[val_idx], class_w[alive], val_mask)
+            vl = val_ce(logits_of(stacked.flat.detach(), alive, val_idx), Y_all[val_idx], class_w[alive], val_mask)
         stopped = []
         for i, f in enumerate(alive):
             epochs_run[f] = epoch
@@ -204,8 +194,7 @@ def cross_val_predict_batched(
                                "val_loss": float(vl[i])})
             if float(vl[i]) < best_loss[f] - IMPROVEMENT:
                 best_loss[f], best_epoch[f], since_best[f] = float(vl[i]), epoch, 0
-                for k in best:
-                    best[k][f] = opt.params[k][i].detach()
+                best[f] = stacked.flat[i].detach()
             else:
                 since_best[f] += 1
                 if since_best[f] >= tc.patience:
@@ -220,7 +209,6 @@ def cross_val_predict_batched(
             opt.keep(torch.tensor(keep, dtype=torch.long))
 
     # out-of-fold probabilities, each fold with the weights of its best validation epoch
-    base.eval()
     test_idx, _ = _step_indices([p.test for p in plans])
     with torch.no_grad():
         proba = torch.softmax(logits_of(best, list(range(n_folds)), test_idx), dim=-1).numpy()
@@ -253,6 +241,25 @@ def cross_val_predict_sequential(
 
 # --- helpers ----------------------------------------------------------------------------------
 
+def _fold_forward(config: HilbertConfig, model: torch.nn.Module) -> Callable[..., dict]:
+    """forward(params, buffers, A, T, mask, training) -> the model's outputs, each (F, ...)."""
+    if config.uses_encoders:  # the expensive configurations: an explicit fold dimension (stacked.py)
+        stacked_forward = StackedForward(config)
+
+        def forward(p, b, A, T, mask, training: bool) -> dict:
+            stacked_forward.training = training
+            return stacked_forward(p, A, T, mask)
+        return forward
+
+    base = copy.deepcopy(model).to("meta")  # the transfer baselines: small, vmap is fast enough
+    vmapped = vmap(lambda p, b, A, T, mask: functional_call(base, (p, b), (A, T, mask)), randomness="same")
+
+    def forward(p, b, A, T, mask, training: bool) -> dict:
+        base.train(training)
+        return vmapped(p, b, A, T, mask)
+    return forward
+
+
 def _step_indices(per_fold: list) -> tuple[torch.Tensor, torch.Tensor]:
     """(F, W) document indices and the (F, W) mask of real ones; None or short rows are padded."""
     width = max(1, max((len(r) for r in per_fold if r is not None), default=1))
@@ -270,5 +277,28 @@ def _select(tensors: dict[str, torch.Tensor], folds: list[int]) -> dict[str, tor
     return {k: v[index] for k, v in tensors.items()}
 
 
-def _slice(tensors: dict[str, torch.Tensor], sl: slice) -> dict[str, torch.Tensor]:
-    return {k: v[sl] for k, v in tensors.items()}
+class _Gather:
+    """(F, W) document indices -> the (F, W, S', ·) inputs A, T and mask, S' trimmed to the longest
+    document of the step. The large A and T copies go into buffers reused from step to step: a
+    fresh 50 MB tensor per step costs more in page faults (~10 ms) than the copy itself (~1.5 ms).
+    Reuse is safe because a step's graph is freed by its backward before the next gather."""
+
+    def __init__(self, A_all: torch.Tensor, T_all: torch.Tensor, M_all: torch.Tensor):
+        self.A_all, self.T_all, self.M_all = A_all, T_all, M_all
+        self.lengths = M_all.sum(-1)
+        self.buffers: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, idx: torch.Tensor):
+        flat = idx.reshape(-1)
+        s = int(self.lengths[flat].max().clamp_min(1))  # trim the padding every document shares
+        return (self._take(self.A_all, flat, s, "A").view(*idx.shape, s, -1),
+                self._take(self.T_all, flat, s, "T").view(*idx.shape, s, -1),
+                self.M_all[flat, :s].view(*idx.shape, s))
+
+    def _take(self, X: torch.Tensor, flat: torch.Tensor, s: int, name: str) -> torch.Tensor:
+        shape = (len(flat), s, X.shape[-1])
+        buf = self.buffers.get((name, shape))
+        if buf is None:
+            buf = self.buffers[(name, shape)] = torch.empty(shape, dtype=X.dtype)
+        src = X if s == X.shape[1] else X[:, :s]
+        return torch.index_select(src, 0, flat, out=buf)

@@ -93,11 +93,15 @@ def _synthetic(n=36, c=3, seed=0):
     return A, T, y
 
 
+EARLY_STOP = {"train.epochs": 30, "train.patience": 2, "train.lr": 0.01}  # the folds stop at different epochs
+
+
 @pytest.mark.parametrize("configuration", ["hilbert", "transfer-moe"])
-def test_batched_equals_sequential_exactly_in_float64(configuration):
+@pytest.mark.parametrize("stopping", [{}, EARLY_STOP], ids=["all-epochs", "early-stop"])
+def test_batched_equals_sequential_exactly_in_float64(configuration, stopping):
     """Same initialisation, split, batch order, loss and stopping: identical up to rounding."""
     A, T, y = _synthetic()
-    cfg = load_config(None, {**SMALL, "configuration": configuration, "model.dropout": 0.0})
+    cfg = load_config(None, {**SMALL, "configuration": configuration, "model.dropout": 0.0, **stopping})
     folds = make_folds(y, k=4, seed=0)
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -107,6 +111,8 @@ def test_batched_equals_sequential_exactly_in_float64(configuration):
     finally:
         torch.set_default_dtype(old)
     assert b.epochs_run == s.epochs_run and b.best_epoch == s.best_epoch
+    if stopping:  # folds dropped from the stacked state one by one, the rest carrying on
+        assert len(set(b.epochs_run)) > 1 and max(b.epochs_run) < 30
     np.testing.assert_allclose(b.proba, s.proba, atol=1e-9)
     assert b.proba.sum(1) == pytest.approx(np.ones(len(y)))
 
