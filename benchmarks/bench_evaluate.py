@@ -5,10 +5,11 @@
   sequential  train.fit on one fold after another (timed on --seq-folds folds, scaled to 25)
   sklearn     LogisticRegression on mean-pooled, standardised features, same folds (the usual baseline)
 Both neural runs train exactly --epochs epochs (early stopping off), so the comparison is per unit of work.
-Threads as `hilbert evaluate` uses them: the batched run gets torch's default (all cores, one cell),
-train.fit runs on one thread (train.FIT_THREADS: its small ops gain nothing from more).
+Threads as `hilbert evaluate` and `hilbert train` use them: the batched run gets torch's default (all
+cores, one cell), train.fit runs on one thread (train.FIT_THREADS; --seq-threads 2 to give it both).
 
     python benchmarks/bench_evaluate.py                 # default: 10 epochs, sequential timed on 3 folds
+    python benchmarks/bench_evaluate.py --seq-folds 5 --seq-threads 2   # against two-thread fits
     python benchmarks/bench_evaluate.py --epochs 100 --seq-folds 25   # the full thing (long)
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hilbert_cli.batched import cross_val_predict_batched
 from hilbert_cli.config import load_config
 from hilbert_cli.folds import make_folds
 from hilbert_cli.metrics import roc_auc
-from hilbert_cli.train import fit, predict_proba
+from hilbert_cli.train import FIT_THREADS, fit, predict_proba
 
 N_DOCS, N_SEGMENTS, D_AUDIO, D_TEXT, N_CLASSES, K = 500, 30, 1024, 312, 4, 25
 
@@ -54,6 +55,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seq-folds", type=int, default=3, help="folds to time sequentially (scaled to 25)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--seq-threads", type=int, default=FIT_THREADS,
+                    help=f"torch threads of each sequential train.fit (default: train.FIT_THREADS = {FIT_THREADS})")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,10 +79,11 @@ def main():
     t0 = time.perf_counter()
     for i in range(n_seq):
         tr, te = folds.split(i)
-        model = fit(cfg, [A[j] for j in tr], [T[j] for j in tr], y[tr], N_CLASSES).model
+        model = fit(cfg, [A[j] for j in tr], [T[j] for j in tr], y[tr], N_CLASSES, threads=args.seq_threads).model
         predict_proba(model, [A[j] for j in te], [T[j] for j in te])
     t_seq = (time.perf_counter() - t0) * K / n_seq
     note = "measured" if n_seq == K else f"estimated: {n_seq} folds timed x {K}/{n_seq}"
+    note += f", {args.seq_threads} thread{'s' if args.seq_threads > 1 else ''} per fit"
     print(f"sequential : {t_seq:8.1f} s for {K} folds  ({note})")
     print(f"speed-up   : {t_seq / t_batched:8.2f} x")
 
