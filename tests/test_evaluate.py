@@ -118,14 +118,18 @@ def test_batched_equals_sequential_exactly_in_float64(configuration, stopping):
 
 
 def test_batched_matches_sequential_auc_with_dropout_and_groups():
+    """With dropout the two ways draw different masks, so single runs differ by up to ~0.1 AUC on
+    48 documents; averaged over seeds they must agree (a systematic gap would show here)."""
     A, T, y = _synthetic(n=48, seed=1)
     groups = np.repeat(np.arange(24), 2)
-    cfg = load_config(None, {**SMALL, "train.epochs": 10})
     folds = make_folds(y, k=4, seed=0, groups=groups)
-    b = batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds, groups)
-    s = batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds, groups)
-    assert abs(roc_auc(y, b.proba) - roc_auc(y, s.proba)) < 0.05
-    assert roc_auc(y, b.proba) > 0.7  # and both actually learned the planted signal
+    b_auc, s_auc = [], []
+    for seed in range(4):
+        cfg = load_config(None, {**SMALL, "train.epochs": 10, "train.seed": seed})
+        b_auc.append(roc_auc(y, batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds, groups).proba))
+        s_auc.append(roc_auc(y, batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds, groups).proba))
+    assert abs(np.mean(b_auc) - np.mean(s_auc)) < 0.05
+    assert min(b_auc) > 0.7 and min(s_auc) > 0.7  # and both actually learned the planted signal
 
 
 # --- evaluate on a workspace --------------------------------------------------------------------------
