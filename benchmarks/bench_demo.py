@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from hilbert_cli.demo import load_truth, make_demo_corpus  # noqa: E402
+from hilbert_cli.demo.corpus import load_truth, make_demo_corpus  # noqa: E402
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from hilbert_cli import encoders  # noqa: E402
-from hilbert_cli.audio import SAMPLE_RATE, file_sha256, load_audio  # noqa: E402
-from hilbert_cli.backbones import load_backbone  # noqa: E402
-from hilbert_cli.embed import embed_corpus  # noqa: E402
+from hilbert_cli.corpus.audio import SAMPLE_RATE, file_sha256, load_audio  # noqa: E402
+from hilbert_cli.features.backbones import load_backbone  # noqa: E402
+from hilbert_cli.features.embed import embed_corpus  # noqa: E402
 from hilbert_cli.workspace import Manifest, Segment, SegmentedDoc, Workspace  # noqa: E402
 
 SENTENCES = [
@@ -44,9 +44,9 @@ PAUSE_SECONDS = 0.6
 
 
 def _speaker():
-    """Synthetic speech (hilbert_cli.tts, espeak-ng) if available, else tones with a speech-like envelope."""
+    """Synthetic speech (hilbert_cli.demo.tts, espeak-ng) if available, else tones with a speech-like envelope."""
     try:
-        from hilbert_cli.tts import synthesize
+        from hilbert_cli.demo.tts import synthesize
 
         return lambda text, k: synthesize(text, rate_wpm=150 + 10 * (k % 4), pitch=40 + 5 * (k % 5))[0], "espeak-ng speech"
     except ImportError:
@@ -58,7 +58,7 @@ def _speaker():
             env = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
             return (0.1 * env * np.sin(2 * np.pi * (120 + 20 * k) * t) + 0.01 * rng.standard_normal(n)).astype(np.float32)
 
-        return tones, "tones (hilbert_cli.tts not available)"
+        return tones, "tones (hilbert_cli.demo.tts not available)"
 
 
 def build_corpus(root: Path, n_docs: int, minutes: float) -> tuple[Workspace, str]:

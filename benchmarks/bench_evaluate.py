@@ -1,7 +1,7 @@
 """25-fold cross-validation of `hilbert` on synthetic embeddings at the paper's sizes: batched vs sequential.
 
 500 documents × 30 segments, audio 1024-d (HuBERT-large) and text 312-d (TinyBERT), 4 classes.
-  batched     all 25 folds trained together (hilbert_cli.batched, what `hilbert evaluate` runs)
+  batched     all 25 folds trained together (hilbert_cli.learn.batched, what `hilbert evaluate` runs)
   sequential  train.fit on one fold after another (timed on --seq-folds folds, scaled to 25)
   sklearn     LogisticRegression on mean-pooled, standardised features, same folds (the usual baseline)
 Both neural runs train exactly --epochs epochs (early stopping off), so the comparison is per unit of work.
@@ -26,11 +26,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from hilbert_cli.batched import cross_val_predict_batched
-from hilbert_cli.config import load_config
-from hilbert_cli.folds import make_folds
-from hilbert_cli.metrics import roc_auc
-from hilbert_cli.train import FIT_THREADS, fit, predict_proba
+from hilbert_cli.learn.batched import cross_val_predict_batched
+from hilbert_cli.learn.config import load_config
+from hilbert_cli.evaluation.folds import make_folds
+from hilbert_cli.evaluation.metrics import roc_auc
+from hilbert_cli.learn.train import FIT_THREADS, fit, predict_proba
 
 N_DOCS, N_SEGMENTS, D_AUDIO, D_TEXT, N_CLASSES, K = 500, 30, 1024, 312, 4, 25
 

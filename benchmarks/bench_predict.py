@@ -25,8 +25,8 @@ import soundfile as sf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hilbert_cli.audio import SAMPLE_RATE  # noqa: E402
-from hilbert_cli.tts import synthesize  # noqa: E402
+from hilbert_cli.corpus.audio import SAMPLE_RATE  # noqa: E402
+from hilbert_cli.demo.tts import synthesize  # noqa: E402
 
 SENTENCES = [
     "How have you been sleeping over the last two weeks?",
@@ -55,10 +55,10 @@ def make_recording(path: Path, seconds: float, timed_transcript: bool) -> float:
 
 
 def make_model(path: Path) -> None:
-    from hilbert_cli.checkpoint import save_checkpoint
-    from hilbert_cli.config import HilbertConfig
-    from hilbert_cli.model import build_model
-    from hilbert_cli.segment import SegmentSettings
+    from hilbert_cli.learn.checkpoint import save_checkpoint
+    from hilbert_cli.learn.config import HilbertConfig
+    from hilbert_cli.learn.model import build_model
+    from hilbert_cli.corpus.segment import SegmentSettings
     from dataclasses import asdict
 
     import torch

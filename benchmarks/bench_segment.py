@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from hilbert_cli.audio import SAMPLE_RATE  # noqa: E402
-from hilbert_cli.demo_text import NEUTRAL, QUESTIONS  # noqa: E402
-from hilbert_cli.segment import SegmentSettings, segment_corpus  # noqa: E402
-from hilbert_cli.tts import synthesize  # noqa: E402
+from hilbert_cli.corpus.audio import SAMPLE_RATE  # noqa: E402
+from hilbert_cli.demo.text import NEUTRAL, QUESTIONS  # noqa: E402
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus  # noqa: E402
+from hilbert_cli.demo.tts import synthesize  # noqa: E402
 from hilbert_cli.workspace import Workspace  # noqa: E402
 
 

@@ -18,9 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from hilbert_cli.config import load_config  # noqa: E402
-from hilbert_cli.data import synthetic_embeddings  # noqa: E402
-from hilbert_cli.train import fit, predict_proba  # noqa: E402
+from hilbert_cli.learn.config import load_config  # noqa: E402
+from hilbert_cli.learn.data import synthetic_embeddings  # noqa: E402
+from hilbert_cli.learn.train import fit, predict_proba  # noqa: E402
 
 
 def main() -> None:

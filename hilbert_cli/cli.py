@@ -102,7 +102,7 @@ def demo_data(
     """
     from rich.table import Table
 
-    from .demo import make_demo_corpus
+    from .demo.corpus import make_demo_corpus
 
     with _progress() as bar:
         task = bar.add_task("synthesising interviews", total=n_docs)
@@ -142,7 +142,7 @@ def segment(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from .segment import PAPER_SECONDS, PAPER_WORDS, SegmentSettings, segment_corpus
+    from .corpus.segment import PAPER_SECONDS, PAPER_WORDS, SegmentSettings, segment_corpus
     from .workspace import Workspace
 
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr)
@@ -190,7 +190,7 @@ def embed(
     """
     from rich.table import Table
 
-    from .embed import embed_corpus
+    from .features.embed import embed_corpus
     from .workspace import Workspace
 
     ws = Workspace(workspace)
@@ -222,7 +222,7 @@ def backbones():
     from rich.markup import escape
     from rich.table import Table
 
-    from .backbones import DEFAULT_AUDIO, DEFAULT_TEXT, available_backbones
+    from .features.backbones import DEFAULT_AUDIO, DEFAULT_TEXT, available_backbones
 
     table = Table(title="backbones (any Hugging Face model id or local model folder works too)")
     for col in ("alias", "kind", "model", "dimension", "usable offline now"):
@@ -256,8 +256,8 @@ def train(
     from rich.panel import Panel
     from rich.progress import TextColumn
 
-    from .config import load_config
-    from .train import train_task
+    from .learn.config import load_config
+    from .learn.train import train_task
     from .workspace import Workspace
 
     overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
@@ -306,9 +306,9 @@ def evaluate(
     from rich.markup import escape
     from rich.table import Table
 
-    from .config import load_config
-    from .evaluate import evaluate as run_evaluation
-    from .report import auc_table
+    from .learn.config import load_config
+    from .evaluation.grid import evaluate as run_evaluation
+    from .evaluation.report import auc_table
     from .workspace import Workspace
 
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):

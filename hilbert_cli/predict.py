@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .atomic import atomic_write_json, atomic_write_text
-from .audio import AUDIO_EXTENSIONS
-from .backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
-from .config import CONFIGURATIONS
+from .corpus.audio import AUDIO_EXTENSIONS
+from .features.backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
+from .learn.config import CONFIGURATIONS
 from .errors import HilbertError
 from .workspace import SegmentedDoc, Workspace
 
@@ -186,8 +186,8 @@ def _weights(out: dict, n: int, modalities) -> tuple[list, list, list, list]:
 
 def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, progress: Optional[Progress]):
     """-> {position: SegmentedDoc} for the files that segmented, {position: problem} for the others."""
-    from .asr import load_asr
-    from .segment import SegmentSettings, segment_recording
+    from .corpus.asr import load_asr
+    from .corpus.segment import SegmentSettings, segment_recording
 
     docs, problems = {}, {}
     todo = [(k, p) for k, (p, problem) in enumerate(inputs) if problem is None]
@@ -211,7 +211,7 @@ def _embed_all(docs: dict[int, SegmentedDoc], meta: dict, ws: Workspace, allow_d
                progress: Optional[Progress]):
     """-> {position: (A, T)} and {position: problem}. All documents go through one call (each encoder
     loads once); if that fails, each is retried alone so the error lands on the file that caused it."""
-    from .embed import embed_documents
+    from .features.embed import embed_documents
 
     b = meta["backbones"]
     kw = dict(cache_dir=ws.embeddings_dir, layer=b[AUDIO].get("layer"), pooling=b[AUDIO].get("pooling", "mean"),
@@ -239,8 +239,8 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
 
     Caches (ASR transcripts, embeddings) live in `workspace` (default ./hilbert-work or $HILBERT_WORKSPACE).
     Raises HilbertError for a problem with the model; a problem with one file goes into its prediction."""
-    from .checkpoint import load_checkpoint
-    from .train import explain
+    from .learn.checkpoint import load_checkpoint
+    from .learn.train import explain
 
     t0 = time.perf_counter()
     model_path = Path(model_path)

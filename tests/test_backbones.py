@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import tiny_models as tm
-from hilbert_cli import encoders
-from hilbert_cli.backbones import BACKBONES, available_backbones, backbone_fingerprint, load_backbone, resolve_backbone
-from hilbert_cli.encoders import pool_frames
+from hilbert_cli.features import encoders
+from hilbert_cli.features.backbones import BACKBONES, available_backbones, backbone_fingerprint, load_backbone, resolve_backbone
+from hilbert_cli.features.encoders import pool_frames
 from hilbert_cli.errors import HilbertError
 
 SR = 16000

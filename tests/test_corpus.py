@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hilbert_cli.corpus import read_corpus
+from hilbert_cli.corpus.reading import read_corpus
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.segment import SegmentSettings, segment_corpus
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus
 from hilbert_cli.workspace import Workspace
 
 

@@ -9,13 +9,13 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from hilbert_cli import demo_text
+from hilbert_cli.demo import text as demo_text
 from hilbert_cli.cli import app
-from hilbert_cli.corpus import read_corpus
-from hilbert_cli.demo import (NEW_DIR, NEW_TRANSCRIPTS, PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus,
+from hilbert_cli.corpus.reading import read_corpus
+from hilbert_cli.demo.corpus import (NEW_DIR, NEW_TRANSCRIPTS, PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus,
                               plan_corpus)
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.transcripts import read_transcript
+from hilbert_cli.corpus.transcripts import read_transcript
 
 SMALL = dict(n_docs=8, seed=1, min_seconds=8, max_seconds=12)  # every class and format once, ~1.3 min of audio
 

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 import tiny_models as tm
-from hilbert_cli import encoders
+from hilbert_cli.features import encoders
 from hilbert_cli.cli import app
-from hilbert_cli.embed import document_embeddings, embed_corpus, embed_document
+from hilbert_cli.features.embed import document_embeddings, embed_corpus, embed_document
 from hilbert_cli.errors import HilbertError
 
 AUDIO = "spectrogram"  # weightless and fast: the cache logic does not depend on the backbone
@@ -72,8 +72,8 @@ def test_vectors_are_the_same_whether_computed_or_cached_and_match_the_encoder(w
     cached = document_embeddings(ws, ["P001"], AUDIO, sbert)["P001"]
     np.testing.assert_array_equal(computed[0], cached[0])
     doc = ws.load_doc("P001")
-    from hilbert_cli.audio import load_audio
-    from hilbert_cli.backbones import load_backbone
+    from hilbert_cli.corpus.audio import load_audio
+    from hilbert_cli.features.backbones import load_backbone
 
     direct_a = load_backbone(AUDIO).embed_segments(load_audio(doc.audio_path), [(s.start, s.end) for s in doc.segments])
     direct_t = load_backbone(sbert, kind="text").embed_texts([s.text for s in doc.segments])

@@ -6,13 +6,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from hilbert_cli import batched as batched_mod
-from hilbert_cli import embed
-from hilbert_cli.config import load_config
+from hilbert_cli.learn import batched as batched_mod
+from hilbert_cli.features import embed
+from hilbert_cli.learn.config import load_config
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.evaluate import ablation_name, evaluate, parse_ablations, variant_configs
-from hilbert_cli.folds import inner_split, make_folds, subject_groups
-from hilbert_cli.metrics import roc_auc
+from hilbert_cli.evaluation.grid import ablation_name, evaluate, parse_ablations, variant_configs
+from hilbert_cli.evaluation.folds import inner_split, make_folds, subject_groups
+from hilbert_cli.evaluation.metrics import roc_auc
 from hilbert_cli.workspace import Manifest, Workspace
 
 SMALL = {"model.d": 16, "model.heads": 2, "train.epochs": 6, "train.patience": 3, "train.batch_size": 8}

@@ -15,10 +15,10 @@ import soundfile as sf
 import typer
 import yaml
 
-from hilbert_cli.backbones import AUDIO, BACKBONES, TEXT
+from hilbert_cli.features.backbones import AUDIO, BACKBONES, TEXT
 from hilbert_cli.cli import app
-from hilbert_cli.config import SECTIONS, HilbertConfig, load_config
-from hilbert_cli.corpus import read_corpus
+from hilbert_cli.learn.config import SECTIONS, HilbertConfig, load_config
+from hilbert_cli.corpus.reading import read_corpus
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -16,9 +16,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hilbert_cli.demo import make_demo_corpus
-from hilbert_cli.evaluate import evaluate
-from hilbert_cli.segment import SegmentSettings, segment_corpus
+from hilbert_cli.demo.corpus import make_demo_corpus
+from hilbert_cli.evaluation.grid import evaluate
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus
 from hilbert_cli.workspace import Workspace
 
 FOLDS = 25  # the paper's k (spectrum's largest class has 24 documents, so evaluate uses 24 there)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from hilbert_cli.config import HilbertConfig
-from hilbert_cli.losses import (
+from hilbert_cli.learn.config import HilbertConfig
+from hilbert_cli.learn.losses import (
     audio_text_contrastive_loss, class_weights_for, cka_loss, cross_entropy, dual_contrastive_loss,
     infonce_mi, linear_cka, mi_balance_loss, total_loss,
 )

@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-from hilbert_cli import metrics as M
+from hilbert_cli.evaluation import metrics as M
 
 
 def _random_proba(rng, n, c, decimals=2):

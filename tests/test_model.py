@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-from hilbert_cli.config import CONFIGURATIONS, HilbertConfig, load_config
-from hilbert_cli.data import label_order, pad_batch, synthetic_embeddings
+from hilbert_cli.learn.config import CONFIGURATIONS, HilbertConfig, load_config
+from hilbert_cli.learn.data import label_order, pad_batch, synthetic_embeddings
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.losses import class_weights_for, total_loss
-from hilbert_cli.model import MoE, build_model
+from hilbert_cli.learn.losses import class_weights_for, total_loss
+from hilbert_cli.learn.model import MoE, build_model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -12,17 +12,17 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from hilbert_cli import encoders
-from hilbert_cli.audio import SAMPLE_RATE
-from hilbert_cli.checkpoint import load_checkpoint, read_checkpoint
+from hilbert_cli.features import encoders
+from hilbert_cli.corpus.audio import SAMPLE_RATE
+from hilbert_cli.learn.checkpoint import load_checkpoint, read_checkpoint
 from hilbert_cli.cli import app
-from hilbert_cli.config import load_config
-from hilbert_cli.embed import embed_document
+from hilbert_cli.learn.config import load_config
+from hilbert_cli.features.embed import embed_document
 from hilbert_cli.errors import HilbertError
 from hilbert_cli.predict import EXPLAIN_COLUMNS, expand_inputs, predict_files
-from hilbert_cli.segment import SegmentSettings, segment_corpus, segment_recording
-from hilbert_cli.train import predict_proba, train_task
-from hilbert_cli.tts import synthesize
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus, segment_recording
+from hilbert_cli.learn.train import predict_proba, train_task
+from hilbert_cli.demo.tts import synthesize
 from hilbert_cli.workspace import Workspace
 
 SENTENCES = {

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hilbert_cli import asr as asr_mod
-from hilbert_cli.align import align_words, normalise
-from hilbert_cli.asr import Word, load_asr, transcribe_cached
+from hilbert_cli.corpus import asr as asr_mod
+from hilbert_cli.corpus.align import align_words, normalise
+from hilbert_cli.corpus.asr import Word, load_asr, transcribe_cached
 from hilbert_cli.cli import app
-from hilbert_cli.cutting import auto_spans, cue_words, fixed_spans
+from hilbert_cli.corpus.cutting import auto_spans, cue_words, fixed_spans
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.segment import SegmentSettings, segment_corpus, segment_recording
-from hilbert_cli.transcripts import Cue
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus, segment_recording
+from hilbert_cli.corpus.transcripts import Cue
 from hilbert_cli.workspace import Workspace
 
 from test_corpus import write_audio, write_cues  # tests/ is on sys.path under pytest
@@ -239,7 +239,7 @@ def test_word_error_rate():
 def test_demo_data_then_segment_with_the_bundled_asr(tmp_path, monkeypatch):
     """`demo-data` (every transcript kind, stereo, flac, odd rates) then `segment` through the CLI;
     the words recovered match what was synthesised."""
-    from hilbert_cli.demo import load_truth, make_demo_corpus
+    from hilbert_cli.demo.corpus import load_truth, make_demo_corpus
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     corpus, ws = tmp_path / "demo", Workspace(tmp_path / "ws")

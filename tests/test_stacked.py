@@ -4,11 +4,11 @@ import copy
 import pytest
 import torch
 
-from hilbert_cli.batched import FoldParameters
-from hilbert_cli.config import load_config
-from hilbert_cli.data import pad_batch, synthetic_embeddings
-from hilbert_cli.model import build_model
-from hilbert_cli.stacked import StackedForward
+from hilbert_cli.learn.batched import FoldParameters
+from hilbert_cli.learn.config import load_config
+from hilbert_cli.learn.data import pad_batch, synthetic_embeddings
+from hilbert_cli.learn.model import build_model
+from hilbert_cli.learn.stacked import StackedForward
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

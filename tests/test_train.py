@@ -8,15 +8,15 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from hilbert_cli import embed
-from hilbert_cli.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from hilbert_cli.features import embed
+from hilbert_cli.learn.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from hilbert_cli.cli import app
-from hilbert_cli.config import CONFIGURATIONS, HilbertConfig, load_config
-from hilbert_cli.data import load_task_data, synthetic_embeddings
+from hilbert_cli.learn.config import CONFIGURATIONS, HilbertConfig, load_config
+from hilbert_cli.learn.data import load_task_data, synthetic_embeddings
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.folds import inner_split
-from hilbert_cli.metrics import roc_auc
-from hilbert_cli.train import explain, fit, predict_proba, train_task
+from hilbert_cli.evaluation.folds import inner_split
+from hilbert_cli.evaluation.metrics import roc_auc
+from hilbert_cli.learn.train import explain, fit, predict_proba, train_task
 from hilbert_cli.workspace import Manifest, Workspace
 
 
@@ -250,8 +250,8 @@ def test_cli_train(workspace, tmp_path):
 def test_model_trained_on_demo_corpus_separates_its_labels(tmp_path):
     """End to end through real frozen features: demo-data -> segment -> train (embeds on demand) ->
     model.pt -> predictions that separate the voice-only and the words-only label of the corpus."""
-    from hilbert_cli.demo import make_demo_corpus
-    from hilbert_cli.segment import SegmentSettings, segment_corpus
+    from hilbert_cli.demo.corpus import make_demo_corpus
+    from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus
 
     make_demo_corpus(tmp_path / "corpus", n_docs=24, seed=0, min_seconds=15, max_seconds=25)
     ws = Workspace(tmp_path / "ws")
@@ -275,7 +275,7 @@ def test_fit_restores_the_thread_setting():
 
 def test_checkpoint_stores_a_local_backbone_folder_as_an_absolute_path(tmp_path, monkeypatch):
     """A relative model folder given to `train` must still be found when `predict` runs elsewhere."""
-    from hilbert_cli.checkpoint import _portable_backbone
+    from hilbert_cli.learn.checkpoint import _portable_backbone
 
     (tmp_path / "my-encoder").mkdir()
     monkeypatch.chdir(tmp_path)

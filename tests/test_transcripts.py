@@ -4,7 +4,7 @@ import json
 import pytest
 
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.transcripts import read_transcript
+from hilbert_cli.corpus.transcripts import read_transcript
 
 SRT = """1
 00:00:01,000 --> 00:00:03,500

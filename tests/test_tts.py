@@ -4,9 +4,9 @@ import threading
 import numpy as np
 import pytest
 
-from hilbert_cli.audio import SAMPLE_RATE
+from hilbert_cli.corpus.audio import SAMPLE_RATE
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.tts import Engine, synthesize, synthesize_native
+from hilbert_cli.demo.tts import Engine, synthesize, synthesize_native
 
 SENTENCE = "I have been sleeping quite well lately, thank you for asking."
 

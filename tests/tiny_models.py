@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from hilbert_cli.audio import SAMPLE_RATE, file_sha256
+from hilbert_cli.corpus.audio import SAMPLE_RATE, file_sha256
 from hilbert_cli.workspace import Manifest, Segment, SegmentedDoc, Workspace
 
 WORDS = "the a and of to in is was it that i you he she we they said yes no well so very good bad day night".split()

@@ -18,15 +18,15 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .atomic import atomic_save, atomic_write_text
+from ..atomic import atomic_save, atomic_write_text
 from .config import HilbertConfig
 from .data import TaskData, load_task_data, pad_batch
-from .errors import HilbertError
-from .folds import inner_split, subject_groups
+from ..errors import HilbertError
+from ..evaluation.folds import inner_split, subject_groups
 from .losses import class_weights_for, cross_entropy, total_loss
-from .metrics import roc_auc
+from ..evaluation.metrics import roc_auc
 from .model import build_model
-from .workspace import Workspace
+from ..workspace import Workspace
 
 LOSS_COLUMNS = ("epoch", "total", "ce", "con", "cka", "mi", "val_loss", "val_auc", "seconds")
 PREDICT_BATCH = 64  # documents per forward pass at inference
@@ -232,7 +232,7 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
     if out_path.suffix != ".pt":
         raise HilbertError(f"-o {out_path}: a model file must end in .pt, e.g. model.pt.")
     data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress)
-    from . import embed
+    from ..features import embed
 
     fingerprints = {"audio": embed.backbone_fingerprint(audio), "text": embed.backbone_fingerprint(text)}
     groups = subject_groups(data.doc_ids, data.subjects)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HilbertError
+from ..errors import HilbertError
 
 
 @dataclass

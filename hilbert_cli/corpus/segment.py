@@ -19,10 +19,10 @@ from . import cutting
 from .align import align_words
 from .asr import DEFAULT_ASR, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
-from .corpus import Document, read_corpus
-from .errors import HilbertError
+from .reading import Document, read_corpus
+from ..errors import HilbertError
 from .transcripts import TRANSCRIPT_EXTENSIONS, Cue, read_transcript
-from .workspace import Manifest, Segment, SegmentedDoc, Workspace
+from ..workspace import Manifest, Segment, SegmentedDoc, Workspace
 
 STRATEGIES = ("auto", "cues", "fixed")
 CUE_TOLERANCE = 0.5  # seconds a cue may run past the end of the audio before it is an error

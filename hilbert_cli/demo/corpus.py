@@ -29,9 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import demo_text
-from .atomic import atomic_save, atomic_write_json, atomic_write_text
-from .errors import HilbertError
+from . import text as demo_text
+from ..atomic import atomic_save, atomic_write_json, atomic_write_text
+from ..errors import HilbertError
 from .tts import Engine
 
 MIN_DOCS = 8  # fewer cannot hold every spectrum class and every file format

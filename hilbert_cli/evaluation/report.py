@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .atomic import atomic_save, atomic_write_json, atomic_write_text
-from .config import AUX_LOSSES
+from ..atomic import atomic_save, atomic_write_json, atomic_write_text
+from ..learn.config import AUX_LOSSES
 
 DISPLAY = {  # the paper's names for its configurations
     "transfer": "Transfer (baseline)",

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from .atomic import atomic_write_json
+from ..atomic import atomic_write_json
 from .audio import SAMPLE_RATE
-from .errors import HilbertError
+from ..errors import HilbertError
 
 DEFAULT_ASR = "faster-whisper"
 # Bump when decoding options change, so cached transcripts from older options are not reused.

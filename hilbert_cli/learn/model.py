@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import HilbertConfig, ModelConfig
-from .errors import HilbertError
+from ..errors import HilbertError
 
 NEG = -1e9  # masked attention score; exp(NEG - max) underflows to exactly 0 in float32
 

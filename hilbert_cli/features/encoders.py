@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from ..corpus.audio import SAMPLE_RATE
 from .backbones import (CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE, SPECTROGRAM,
                         ResolvedBackbone, EGEMAPS_MISSING)
-from .errors import HilbertError
+from ..errors import HilbertError
 
 POOLINGS = ("mean", "mean+std")
 CPU_THREADS = 2  # CTranslate2 threads: this project's machines have 2 cores

@@ -12,10 +12,10 @@ from typing import Any, Optional
 
 import torch
 
-from . import __version__
-from .atomic import atomic_save
+from .. import __version__
+from ..atomic import atomic_save
 from .config import HilbertConfig
-from .errors import HilbertError
+from ..errors import HilbertError
 from .model import build_model
 
 FORMAT = "hilbert-model"
@@ -40,7 +40,7 @@ def _plain(obj: Any, where: str = "checkpoint") -> Any:
 def _portable_backbone(name: str) -> str:
     """An alias or hub id as given; a local model folder or file as its absolute path, so that
     `predict` finds it from any working directory (the registry's aliases win, as in backbones.py)."""
-    from .backbones import BACKBONES
+    from ..features.backbones import BACKBONES
 
     path = Path(name).expanduser()
     if name in BACKBONES or not path.exists():
@@ -56,7 +56,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: Hilbert
     embed.backbone_fingerprint of each backbone, so predict can check it embeds the same way."""
     audio, text = _portable_backbone(audio), _portable_backbone(text)
     if fingerprints is None:
-        from .embed import backbone_fingerprint
+        from ..features.embed import backbone_fingerprint
 
         fingerprints = {"audio": backbone_fingerprint(audio), "text": backbone_fingerprint(text)}
     payload = {

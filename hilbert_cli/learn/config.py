@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .errors import HilbertError
+from ..errors import HilbertError
 
 # configuration name -> (uses the trained encoders of §2–3, classifier, modalities)
 CONFIGURATIONS: dict[str, dict[str, Any]] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HilbertError
+from ..errors import HilbertError
 
 SAMPLE_RATE = 16000  # Hz: what every ASR and audio backbone here expects
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

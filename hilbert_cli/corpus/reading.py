@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS
-from .errors import HilbertError
+from ..errors import HilbertError
 from .transcripts import TRANSCRIPT_EXTENSIONS
 
 LABELS_FILE = "labels.csv"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .errors import HilbertError
+from ..errors import HilbertError
 
 DEFAULT_FOLDS = 25  # the paper's k
 MIN_CLASS_DOCS = 2  # a class with fewer documents can be neither trained on nor tested

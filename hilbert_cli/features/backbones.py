@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HilbertError
+from ..errors import HilbertError
 
 AUDIO, TEXT = "audio", "text"
 KINDS = (AUDIO, TEXT)

@@ -27,12 +27,12 @@ from typing import Callable
 import numpy as np
 
 from . import encoders
-from .atomic import atomic_save
-from .audio import load_audio, file_sha256
+from ..atomic import atomic_save
+from ..corpus.audio import load_audio, file_sha256
 from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbone, backbone_fingerprint,
                         check_layer, resolve_backbone)
-from .errors import HilbertError
-from .workspace import SegmentedDoc, Workspace
+from ..errors import HilbertError
+from ..workspace import SegmentedDoc, Workspace
 
 __all__ = ["EmbedResult", "embed_corpus", "document_embeddings", "embed_document", "embed_documents",
            "backbone_fingerprint"]

@@ -11,9 +11,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .errors import HilbertError
-from .folds import check_class_sizes
-from .workspace import Workspace
+from ..errors import HilbertError
+from ..evaluation.folds import check_class_sizes
+from ..workspace import Workspace
 
 
 @dataclass
@@ -56,7 +56,7 @@ def encode_labels(labels, label_names: list[str]) -> np.ndarray:
 def load_task_data(workspace: Workspace | str, task: str, audio: str, text: str, *, allow_download: bool = False,
                    progress: Optional[Callable] = None) -> TaskData:
     """Every labelled document of `task` with its (A, T) segment features from the embed stage."""
-    from . import embed  # the embed stage; imported here so the model code does not need the encoders
+    from ..features import embed  # the embed stage; imported here so the model code does not need the encoders
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     manifest = ws.load_manifest()

@@ -23,7 +23,7 @@ from torch.func import functional_call, vmap
 
 from .config import HilbertConfig
 from .data import pad_batch
-from .folds import Folds, inner_split
+from ..evaluation.folds import Folds, inner_split
 from .losses import class_weights_for, cross_entropy, total_loss
 from .model import build_model
 from .stacked import StackedForward

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .errors import HilbertError
+from ..corpus.audio import SAMPLE_RATE
+from ..errors import HilbertError
 
 # Limits of eSpeak's own parameters (speak_lib.h).
 MIN_RATE_WPM, MAX_RATE_WPM = 80, 450  # words per minute

@@ -25,12 +25,12 @@ from typing import Callable, Optional
 import multiprocessing
 import numpy as np
 
-from .atomic import atomic_write_json
-from .config import AUX_LOSSES, CONFIGURATIONS, PAPER_CONFIGURATIONS, HilbertConfig
-from .errors import HilbertError
+from ..atomic import atomic_write_json
+from ..learn.config import AUX_LOSSES, CONFIGURATIONS, PAPER_CONFIGURATIONS, HilbertConfig
+from ..errors import HilbertError
 from .folds import DEFAULT_FOLDS, Folds, make_folds, subject_groups
 from .metrics import corrected_resampled_ttest, paired_bootstrap_test, summarize
-from .workspace import Workspace
+from ..workspace import Workspace
 
 CELL_FORMAT = 1  # bump when a cell's stored result changes meaning; old cells are then retrained
 REFERENCE = "hilbert"  # every other configuration is compared against this one
@@ -175,7 +175,7 @@ def evaluate(
     pairs = [(a, t) for a in _split(audio_backbones, "--audio") for t in _split(text_backbones, "--text")]
 
     # features (embedded once, here in the parent) and folds (one assignment per task)
-    from .data import load_task_data
+    from ..learn.data import load_task_data
 
     setups: dict[str, TaskSetup] = {}
     data: dict[tuple[str, str, str], dict] = {}
@@ -289,8 +289,8 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
 def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, seed: int, groups, batched: bool,
               threads: Optional[int] = None) -> dict:
     """Train one cell's folds; runs in a worker process (or inline). Returns plain data only."""
-    from .batched import cross_val_predict_batched, cross_val_predict_sequential
-    from .train import torch_threads
+    from ..learn.batched import cross_val_predict_batched, cross_val_predict_sequential
+    from ..learn.train import torch_threads
 
     t0 = time.perf_counter()
     config = HilbertConfig.from_dict(config_dict)

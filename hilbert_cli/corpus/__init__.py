@@ -1,0 +1,1 @@
+"""Reading a corpus and cutting it into segments: audio, transcripts, speech recognition, alignment."""

@@ -1,0 +1,1 @@
+"""The synthetic demo corpus: interview texts and offline speech synthesis."""

@@ -1,0 +1,1 @@
+"""Cross-validation folds, metrics, the evaluation grid and its report."""

@@ -1,0 +1,1 @@
+"""Frozen segment features: the backbone registry, the encoders, and the embedding cache."""

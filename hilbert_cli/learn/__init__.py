@@ -1,0 +1,1 @@
+"""The model, its losses, the trainer, and model.pt."""
