@@ -262,7 +262,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
             del vectors[k]
 
     spec = CONFIGURATIONS[config["configuration"]]
-    modalities = spec["modalities"]
+    modalities = spec.modalities
     order = sorted(vectors)
     outs = dict(zip(order, explain(model, [vectors[k][0] for k in order], [vectors[k][1] for k in order]))) if order else {}
     predictions = []
@@ -278,7 +278,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
         best = max(range(len(proba)), key=proba.__getitem__)
         predictions.append(FilePrediction(str(path), label_names[best], dict(zip(label_names, proba)), segments,
                                           doc.duration))
-    weighting = ATTENTION_WEIGHTING if spec["encoders"] else UNIFORM_WEIGHTING.format(name=config["configuration"])
+    weighting = ATTENTION_WEIGHTING if spec.segment_weight == "attention" else UNIFORM_WEIGHTING.format(name=config["configuration"])
     return PredictResult(str(model_path), meta["task"], config["configuration"], label_names,
                          {kind: meta["backbones"][kind]["name"] for kind in KINDS}, weighting, predictions, warnings,
                          time.perf_counter() - t0)

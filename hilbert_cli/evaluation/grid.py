@@ -1,7 +1,7 @@
 """`hilbert evaluate`: k-fold cross-validation of a grid of tasks × backbones × configurations.
 
 A grid cell is one (task, audio, text, configuration) — an ablation is a `hilbert` configuration
-with a subset of the auxiliary losses. Each cell trains all its folds at once (batched.py), and
+with a subset of the auxiliary losses. Each cell trains all its folds at once (crossval.py), and
 its out-of-fold predictions are kept in the workspace (runs/.cells/<key>.json) under a key made
 of everything that determines them: task, backbones, resolved config, folds and the features
 themselves. Re-running or extending a grid therefore only trains the new cells. Cells that still
@@ -27,13 +27,14 @@ import numpy as np
 
 from ..atomic import atomic_write_json
 from ..learn.config import AUX_LOSSES, CONFIGURATIONS, PAPER_CONFIGURATIONS, HilbertConfig
+from ..learn.registry import REFERENCE
+from ..device import default_threads, resolve_device
 from ..errors import HilbertError
 from .folds import DEFAULT_FOLDS, Folds, make_folds, subject_groups
 from .metrics import corrected_resampled_ttest, paired_bootstrap_test, summarize
 from ..workspace import Workspace
 
 CELL_FORMAT = 1  # bump when a cell's stored result changes meaning; old cells are then retrained
-REFERENCE = "hilbert"  # every other configuration is compared against this one
 CELLS_DIR = ".cells"  # inside runs/: kept cell results
 
 
@@ -154,13 +155,14 @@ def evaluate(
     workspace: Workspace | str | None, tasks, configurations=None, audio_backbones="whisper-tiny",
     text_backbones="minilm", *, k: int = DEFAULT_FOLDS, seed: int = 0, ablations=None,
     config: Optional[HilbertConfig] = None, run_name: Optional[str] = None, jobs: Optional[int] = None,
-    allow_download: bool = False, batched: bool = True,
+    allow_download: bool = False, device=None,
     progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> EvalResult:
     """Cross-validate every cell of the grid (reusing kept cells) and write the report.
 
     `progress(stage, done, total)` is called for embedding stages and for trained cells ("train")."""
     t0 = time.perf_counter()
+    dev = resolve_device(device, param="device")  # before any work: a missing GPU stops at once
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     manifest = ws.load_manifest()
     task_list = manifest.tasks if tasks in ("all", ["all"]) else _split(tasks, "--task")
@@ -199,7 +201,7 @@ def evaluate(
         if _load_cell(cache_dir / f"{c.key}.json", c, s):
             continue
         todo.setdefault(c.key, c)  # identical cells (e.g. hilbert and its full ablation) train once
-    _run_cells(list(todo.values()), setups, data, jobs, batched, cache_dir, progress)
+    _run_cells(list(todo.values()), setups, data, jobs, dev, cache_dir, progress)
     for c in cells:
         if c.key in todo:
             if not _load_cell(cache_dir / f"{c.key}.json", c, setups[c.task]):
@@ -286,36 +288,33 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
     return True
 
 
-def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, seed: int, groups, batched: bool,
+def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, seed: int, groups, device: str,
               threads: Optional[int] = None) -> dict:
     """Train one cell's folds; runs in a worker process (or inline). Returns plain data only."""
-    from ..learn.batched import cross_val_predict_batched, cross_val_predict_sequential
-    from ..learn.train import torch_threads
+    from .crossval import cross_val_predict
 
     t0 = time.perf_counter()
     config = HilbertConfig.from_dict(config_dict)
     folds = Folds([str(i) for i in range(len(y))], np.asarray(test_fold), k, seed, groups is not None)
-    run = cross_val_predict_batched if batched else cross_val_predict_sequential
-    with torch_threads(threads):  # the batched ops are wide enough for several threads (train.fit uses 1)
-        r = run(config, A, T, np.asarray(y), n_classes, folds, groups)
+    r = cross_val_predict(config, A, T, np.asarray(y), n_classes, folds, groups, device=device, threads=threads)
     return {"proba": r.proba.tolist(), "best_epoch": list(r.best_epoch), "epochs_run": list(r.epochs_run),
             "seconds": time.perf_counter() - t0}
 
 
-def _run_cells(todo: list[Cell], setups, data, jobs, batched, cache_dir: Path, progress) -> None:
+def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, progress) -> None:
     if not todo:
         return
     cores = os.cpu_count() or 1
-    jobs = min(len(todo), jobs or cores)
+    jobs = min(len(todo), jobs or (cores if device.type == "cpu" else 1))  # one process per GPU by default
     if jobs < 1:
         raise HilbertError(f"--jobs: must be at least 1, got {jobs}.")
-    threads = max(1, cores // jobs)
+    threads = default_threads(device, jobs)
 
     def args(c: Cell):
         s = setups[c.task]
         d = data[(c.task, c.audio, c.text)]
         return (c.config.to_dict(), d["A"], d["T"], s.y, len(s.label_names), s.folds.test_fold, s.folds.k,
-                s.folds.seed, s.groups, batched, threads)
+                s.folds.seed, s.groups, str(device), threads)
 
     def store(c: Cell, r: dict):
         atomic_write_json(cache_dir / f"{c.key}.json", {"key": c.key, "task": c.task, "audio": c.audio,

@@ -6,6 +6,8 @@ it can run. `load_checkpoint` rebuilds the model from the file alone (config + i
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 from pathlib import Path
 from typing import Any, Optional
@@ -15,11 +17,12 @@ import torch
 from .. import __version__
 from ..atomic import atomic_save
 from .config import HilbertConfig
-from ..errors import HilbertError
+from ..errors import HilbertError, ModelFileError
 from .model import build_model
 
 FORMAT = "hilbert-model"
-FORMAT_VERSION = 1  # bump when the layout changes; older readers refuse newer files
+FORMAT_VERSION = 2  # bump when the layout changes; older readers refuse newer files
+# 2: fold-stacked weights (leading fold axis of size 1), a checksum of weights and metadata
 
 
 def _plain(obj: Any, where: str = "checkpoint") -> Any:
@@ -74,6 +77,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: Hilbert
     }
     payload = _plain(payload)
     payload["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    bad = [k for k, v in payload["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelFileError(f"{path}: the trained weights contain NaN or infinity ({bad[0]}); nothing was written. "
+                             f"Train again with a lower learning rate (train.lr).")
+    payload["checksum"] = checksum(payload)
     return atomic_save(Path(path), lambda f: torch.save(payload, f))
 
 
@@ -94,6 +102,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HilbertError(f"{p}: not a hilbert model file (no {FORMAT!r} header); give a model.pt made by `hilbert train`.")
     version = payload.get("format_version")
+    if isinstance(version, int) and version < FORMAT_VERSION:
+        raise ModelFileError(f"{p}: made by an older hilbert-cli (model format {version}, this one reads {FORMAT_VERSION}); "
+                             f"re-train it with `hilbert train`.")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise HilbertError(
             f"{p}: model format version {version!r} is newer than this hilbert-cli understands ({FORMAT_VERSION}); "
@@ -102,11 +113,34 @@ def read_checkpoint(path: str | Path) -> dict:
     missing = [k for k in ("config", "label_names", "input_dims", "state_dict", "task", "backbones") if k not in payload]
     if missing:
         raise HilbertError(f"{p}: the model file is incomplete (missing {', '.join(missing)}); re-train it with `hilbert train`.")
+    try:
+        intact = payload.get("checksum") == checksum(payload)
+    except (TypeError, ValueError, AttributeError):
+        intact = False
+    if not intact:
+        raise ModelFileError(f"damaged model file: {p} does not match its checksum (changed or corrupted after "
+                             f"`hilbert train` wrote it); use an intact copy or train again.")
+    bad = [k for k, v in payload["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelFileError(f"damaged model file: {p} has NaN or infinite weights ({bad[0]}); train again.")
     return payload
 
 
-def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, metadata without the weights) from model.pt; never runs code from the file."""
+def checksum(payload: dict) -> str:
+    """SHA-256 over the metadata (as canonical JSON) and every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    meta = {k: v for k, v in payload.items() if k not in ("state_dict", "checksum")}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    for name in sorted(payload["state_dict"]):
+        t = payload["state_dict"][name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on `device` (default: the CPU), metadata without the weights) from model.pt;
+    never runs code from the file. A model trained on one device loads on any other."""
     payload = read_checkpoint(path)
     config = HilbertConfig.from_dict(payload["config"], source=f"{path}: config")
     dims = payload["input_dims"]
@@ -116,6 +150,10 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict]:
     except RuntimeError as e:
         raise HilbertError(f"{path}: the weights do not fit the model the file describes ({str(e).splitlines()[0]}); re-train it.") from None
     model.eval()
+    if device is not None:
+        from ..device import resolve_device
+
+        model = model.to(resolve_device(device))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, meta
 

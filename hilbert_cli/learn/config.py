@@ -17,23 +17,14 @@ from typing import Any, Optional
 
 import yaml
 
-from ..errors import HilbertError
+from ..errors import ConfigError, HilbertError
+from .registry import CONFIGURATIONS, LOSSES, PAPER_CONFIGURATIONS, Configuration, aux_terms, configuration, loss_names
 
-# configuration name -> (uses the trained encoders of §2–3, classifier, modalities)
-CONFIGURATIONS: dict[str, dict[str, Any]] = {
-    "transfer": {"encoders": False, "moe": False, "modalities": ("audio", "text")},
-    "transfer-moe": {"encoders": False, "moe": True, "modalities": ("audio", "text")},
-    "contrastive-moe": {"encoders": True, "moe": True, "modalities": ("audio", "text")},
-    "hilbert": {"encoders": True, "moe": True, "modalities": ("audio", "text")},
-    "audio-only": {"encoders": False, "moe": False, "modalities": ("audio",)},
-    "text-only": {"encoders": False, "moe": False, "modalities": ("text",)},
-}
-PAPER_CONFIGURATIONS = ("transfer", "transfer-moe", "contrastive-moe", "hilbert")
+AUX_LOSSES = tuple(LOSSES)  # the auxiliary losses' names, in canonical order
 
-# The auxiliary losses (METHOD.md §5). For `contrastive-moe`, "contrastive" is the conventional
-# audio–text NT-Xent; for `hilbert` it is the dual (audio–joint, text–joint) contrastive loss.
-AUX_LOSSES = ("contrastive", "cka", "mi")
-DEFAULT_LOSSES = {"hilbert": ("contrastive", "cka", "mi"), "contrastive-moe": ("contrastive",)}
+FUSIONS = ("cross", "residual", "aligned")  # the joint encoder's input (model.HilbertModel)
+MI_MODES = ("balance", "maximize", "both")  # the MI term's readings (losses.mi_loss)
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -47,6 +38,8 @@ class ModelConfig:
     expert_hidden: tuple[int, ...] = (32, 32)  # each expert: 3d -> 32 -> 32 (paper)
     top_k: Optional[int] = None  # None = dense softmax gate (paper); k = keep the k largest gates
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
+    fusion: str = "cross"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
+    positions: int = 0  # Fourier frequencies of each segment's relative position added to the inputs (0 = none)
 
 
 @dataclass
@@ -60,6 +53,7 @@ class LossConfig:
     lambda_mi: float = 0.1
     temperature: float = 0.5  # τ of the contrastive losses (0.1 -> 86.5 spectrum AUC, 0.5 -> 87.2, at lr 3e-3)
     temperature_mi: float = 0.5  # τ_mi of the InfoNCE critic
+    mi_mode: str = "balance"  # balance |Î_a − Î_t|, maximize −(Î_a + Î_t), or both (losses.mi_loss)
 
 
 @dataclass
@@ -71,6 +65,10 @@ class TrainConfig:
     patience: int = 20  # epochs without a better validation loss before stopping
     val_fraction: float = 0.2  # inner validation split for early stopping (0 = no split, train all epochs)
     class_weights: bool = True  # inverse-frequency class weights in the cross-entropy
+    min_epochs: int = 1  # no epoch before this one is kept as the best (early stopping cannot end sooner)
+    smoothing: float = 0.0  # early stopping follows an exponential moving average of the validation loss (0 = raw)
+    warmup_epochs: int = 0  # learning rate rises linearly over these epochs
+    lr_schedule: str = "constant"  # after warm-up: constant, or cosine decay to 0 at `epochs`
     seed: int = 0
 
 
@@ -89,34 +87,35 @@ class HilbertConfig:
 
     # --- derived ---------------------------------------------------------------------------
     @property
-    def spec(self) -> dict[str, Any]:
-        return CONFIGURATIONS[self.configuration]
+    def spec(self) -> Configuration:
+        """The configuration's registry entry (learn/registry.py)."""
+        return configuration(self.configuration)
 
     @property
     def uses_encoders(self) -> bool:
-        return bool(self.spec["encoders"])
+        return self.spec.uses_encoders
 
     @property
     def active_losses(self) -> tuple[str, ...]:
         """The auxiliary losses in use, in canonical order."""
-        chosen = self.loss.losses
-        if chosen is None:
-            chosen = DEFAULT_LOSSES.get(self.configuration, ())
-        return tuple(name for name in AUX_LOSSES if name in chosen)
+        chosen = self.spec.default_losses if self.loss.losses is None else self.loss.losses
+        return tuple(name for name in LOSSES if name in chosen)
+
+    @property
+    def aux_terms(self) -> list:
+        """The AuxLoss entries in use (for contrastive-moe, "contrastive" is the audio–text NT-Xent)."""
+        return aux_terms(self.spec, self.active_losses)
 
     # --- checks ----------------------------------------------------------------------------
     def validate(self) -> None:
-        if self.configuration not in CONFIGURATIONS:
-            raise HilbertError(
-                f"configuration: unknown name {self.configuration!r}; valid: {', '.join(CONFIGURATIONS)}."
-            )
+        configuration(self.configuration)  # raises for an unknown name, listing the valid ones
         m, l, t = self.model, self.loss, self.train
         _positive("model.d", m.d)
         _positive("model.heads", m.heads)
         if m.d % m.heads:
-            raise HilbertError(f"model.heads: {m.heads} does not divide model.d = {m.d}; choose heads that divide d.")
+            raise ConfigError(f"model.heads: {m.heads} does not divide model.d = {m.d}; choose heads that divide d.")
         if not 0.0 <= m.dropout < 1.0:
-            raise HilbertError(f"model.dropout: must be in [0, 1), got {m.dropout}.")
+            raise ConfigError(f"model.dropout: must be in [0, 1), got {m.dropout}.")
         for name in ("ff_mult", "d_z", "experts"):
             _positive(f"model.{name}", getattr(m, name))
         m.expert_hidden = _int_tuple("model.expert_hidden", m.expert_hidden)
@@ -124,33 +123,38 @@ class HilbertConfig:
         if m.top_k is not None:
             m.top_k = _coerce_int("model.top_k", m.top_k)
         if m.top_k is not None and not (1 <= m.top_k <= m.experts):
-            raise HilbertError(f"model.top_k: must be between 1 and experts = {m.experts} (or null for dense), got {m.top_k}.")
+            raise ConfigError(f"model.top_k: must be between 1 and experts = {m.experts} (or null for dense), got {m.top_k}.")
         if l.losses is not None:
-            if isinstance(l.losses, str):
-                l.losses = [s for s in (p.strip() for p in l.losses.split(",")) if s and s != "none"]
-            bad = [s for s in l.losses if s not in AUX_LOSSES]
-            if bad:
-                raise HilbertError(f"loss.losses: unknown loss {bad[0]!r}; valid: {', '.join(AUX_LOSSES)} (or an empty list).")
-            l.losses = [s for s in AUX_LOSSES if s in l.losses]
+            l.losses = loss_names(l.losses)
             if l.losses and not self.uses_encoders:
-                raise HilbertError(
+                raise ConfigError(
                     f"loss.losses: configuration {self.configuration!r} has no trained encoders, so it takes no "
                     f"auxiliary losses; use configuration hilbert or contrastive-moe, or set losses to []."
                 )
         for name in ("lambda_con", "lambda_cka", "lambda_mi"):
             if getattr(l, name) < 0:
-                raise HilbertError(f"loss.{name}: must be >= 0, got {getattr(l, name)}.")
+                raise ConfigError(f"loss.{name}: must be >= 0, got {getattr(l, name)}.")
         for name in ("temperature", "temperature_mi"):
             if not getattr(l, name) > 0:
-                raise HilbertError(f"loss.{name}: must be > 0, got {getattr(l, name)}.")
+                raise ConfigError(f"loss.{name}: must be > 0, got {getattr(l, name)}.")
+        _choice("model.fusion", m.fusion, FUSIONS)
+        _choice("loss.mi_mode", l.mi_mode, MI_MODES)
+        _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
+        if not isinstance(m.positions, int) or m.positions < 0:
+            raise ConfigError(f"model.positions: must be an integer >= 0, got {m.positions!r}.", param="model.positions")
+        for name in ("min_epochs", "warmup_epochs"):
+            if not isinstance(getattr(t, name), int) or getattr(t, name) < 0:
+                raise ConfigError(f"train.{name}: must be an integer >= 0, got {getattr(t, name)!r}.", param=f"train.{name}")
+        if not 0.0 <= t.smoothing < 1.0:
+            raise ConfigError(f"train.smoothing: must be in [0, 1), got {t.smoothing}.", param="train.smoothing")
         if not t.lr > 0:
-            raise HilbertError(f"train.lr: must be > 0, got {t.lr}.")
+            raise ConfigError(f"train.lr: must be > 0, got {t.lr}.")
         if t.weight_decay < 0:
-            raise HilbertError(f"train.weight_decay: must be >= 0, got {t.weight_decay}.")
+            raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}.")
         for name in ("epochs", "batch_size", "patience"):
             _positive(f"train.{name}", getattr(t, name))
         if not 0.0 <= t.val_fraction < 1.0:
-            raise HilbertError(f"train.val_fraction: must be in [0, 1), got {t.val_fraction}.")
+            raise ConfigError(f"train.val_fraction: must be in [0, 1), got {t.val_fraction}.")
 
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -167,16 +171,16 @@ class HilbertConfig:
         valid = ["configuration", *SECTIONS]
         for key in d:
             if key not in valid:
-                raise HilbertError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}.")
+                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}.")
         sections = {}
         for name, klass in SECTIONS.items():
             sub = d.get(name) or {}
             if not isinstance(sub, dict):
-                raise HilbertError(f"{source}: {name!r} must be a mapping of settings, got {type(sub).__name__}.")
+                raise ConfigError(f"{source}: {name!r} must be a mapping of settings, got {type(sub).__name__}.")
             names = [f.name for f in fields(klass)]
             for key in sub:
                 if key not in names:
-                    raise HilbertError(f"{source}: unknown key {name}.{key}; valid keys in {name}: {', '.join(names)}.")
+                    raise ConfigError(f"{source}: unknown key {name}.{key}; valid keys in {name}: {', '.join(names)}.")
             sections[name] = klass(**{k: _coerce(klass, k, v, f"{source}: {name}.{k}") for k, v in sub.items()})
         return cls(configuration=str(d.get("configuration", "hilbert")), **sections)
 
@@ -196,11 +200,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
-            raise HilbertError(f"--config {p}: no such file; give the path of a YAML config file.") from None
+            raise ConfigError(f"--config {p}: no such file; give the path of a YAML config file.") from None
         except yaml.YAMLError as e:
-            raise HilbertError(f"--config {p}: not valid YAML ({str(e).splitlines()[0]}); fix the file.") from None
+            raise ConfigError(f"--config {p}: not valid YAML ({str(e).splitlines()[0]}); fix the file.") from None
         if not isinstance(data, dict):
-            raise HilbertError(f"--config {p}: must be a YAML mapping (configuration:, model:, loss:, train:).")
+            raise ConfigError(f"--config {p}: must be a YAML mapping (configuration:, model:, loss:, train:).")
     cfg = HilbertConfig.from_dict(data, source=f"--config {path}" if path else "config")
     return apply_overrides(cfg, overrides or {})
 
@@ -215,7 +219,7 @@ def apply_overrides(cfg: HilbertConfig, overrides: dict[str, Any]) -> HilbertCon
         if "." in key:
             section, name = key.split(".", 1)
             if section not in SECTIONS:
-                raise HilbertError(f"option {key}: unknown section {section!r}; valid: {', '.join(SECTIONS)}.")
+                raise ConfigError(f"option {key}: unknown section {section!r}; valid: {', '.join(SECTIONS)}.")
             d[section][name] = value
         else:
             d[key] = value
@@ -238,26 +242,31 @@ def _coerce(klass, key: str, value: Any, where: str) -> Any:
             return int(value)
         return type(default)(value)
     except (TypeError, ValueError):
-        raise HilbertError(f"{where}: expected a {type(default).__name__}, got {value!r}.") from None
+        raise ConfigError(f"{where}: expected a {type(default).__name__}, got {value!r}.") from None
 
 
 def _coerce_int(name: str, value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise HilbertError(f"{name}: expected an integer, got {value!r}.") from None
+        raise ConfigError(f"{name}: expected an integer, got {value!r}.") from None
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}.", param=name)
 
 
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int) or value < 1:
-        raise HilbertError(f"{name}: must be a positive integer, got {value!r}.")
+        raise ConfigError(f"{name}: must be a positive integer, got {value!r}.")
 
 
 def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
     try:
         out = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise HilbertError(f"{name}: must be a list of positive integers, got {value!r}.") from None
+        raise ConfigError(f"{name}: must be a list of positive integers, got {value!r}.") from None
     if not out or any(v < 1 for v in out):
-        raise HilbertError(f"{name}: must be a non-empty list of positive integers, got {value!r}.")
+        raise ConfigError(f"{name}: must be a non-empty list of positive integers, got {value!r}.")
     return out

@@ -98,6 +98,20 @@ def mi_balance_loss(z_a, z_t, z_j, temperature: float, mask: Optional[torch.Tens
     return (infonce_mi(z_j, z_a, temperature, mask) - infonce_mi(z_j, z_t, temperature, mask)).abs()
 
 
+def mi_loss(z_a, z_t, z_j, temperature: float, mode: str = "balance", mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The MI term in one of its two readings of the paper (§2.3.4), or both:
+    balance  |Î(z_j; z_a) − Î(z_j; z_t)|  (neither modality dominates the joint space; METHOD.md §5)
+    maximize −(Î(z_j; z_a) + Î(z_j; z_t))  (the joint representation keeps information of each modality)
+    both     the sum of the two."""
+    i_a, i_t = infonce_mi(z_j, z_a, temperature, mask), infonce_mi(z_j, z_t, temperature, mask)
+    balance, maximize = (i_a - i_t).abs(), -(i_a + i_t)
+    if mode == "balance":
+        return balance
+    if mode == "maximize":
+        return maximize
+    return balance + maximize
+
+
 def class_weights_for(y: torch.Tensor, n_classes: int, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Inverse-frequency class weights n / (C · n_c), normalised so a balanced set gives all ones.
 
@@ -119,27 +133,18 @@ def cross_entropy(logits, y, class_weights: Optional[torch.Tensor] = None, mask:
 
 def total_loss(outputs: dict, y: torch.Tensor, class_weights: Optional[torch.Tensor], config,
                mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """L = L_ce + λ_con L_con + λ_cka L_cka + λ_mi L_mi for a HilbertConfig; returns (total, parts).
+    """L = L_ce + Σ λ_k L_k over the config's auxiliary losses (learn/registry.py); returns (total, parts).
 
     Pure: depends only on its arguments (the config is static), so it works under vmap.
-    `parts` always has the keys ce, con, cka, mi (0 for terms not in use).
+    `parts` has "ce" and every registered loss's column (0 for terms not in use).
     """
-    ce = cross_entropy(outputs["logits"], y, class_weights, mask)
-    zero = ce * 0.0
-    parts = {"ce": ce, "con": zero, "cka": zero, "mi": zero}
-    active = config.active_losses
-    lc = config.loss
-    if active:
-        z_a, z_t, z_j = outputs["z_a"], outputs["z_t"], outputs["z_j"]
-        if "contrastive" in active:
-            if config.configuration == "contrastive-moe":
-                parts["con"] = audio_text_contrastive_loss(z_a, z_t, lc.temperature, mask)
-            else:
-                parts["con"] = dual_contrastive_loss(z_a, z_t, z_j, lc.temperature, mask)
-        if "cka" in active:
-            parts["cka"] = cka_loss(z_a, z_t, z_j, mask)
-        if "mi" in active:
-            parts["mi"] = mi_balance_loss(z_a, z_t, z_j, lc.temperature_mi, mask)
-    total = ce + lc.lambda_con * parts["con"] + lc.lambda_cka * parts["cka"] + lc.lambda_mi * parts["mi"]
-    return total, parts
+    from .registry import LOSS_COLUMNS
 
+    ce = cross_entropy(outputs["logits"], y, class_weights, mask)
+    parts = {"ce": ce, **{c: ce * 0.0 for c in LOSS_COLUMNS}}
+    total = ce
+    lc = config.loss
+    for term in config.aux_terms:
+        parts[term.column] = term.fn(outputs, lc, mask)
+        total = total + getattr(lc, term.weight) * parts[term.column]
+    return total, parts

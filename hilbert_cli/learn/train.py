@@ -6,11 +6,8 @@ by subject), the weights of the best validation epoch kept. Seeded and determini
 """
 from __future__ import annotations
 
-import copy
 import io
-import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,31 +18,14 @@ import torch
 from ..atomic import atomic_save, atomic_write_text
 from .config import HilbertConfig
 from .data import TaskData, load_task_data, pad_batch
-from ..errors import HilbertError
+from ..errors import DataError, HilbertError
 from ..evaluation.folds import inner_split, subject_groups
-from .losses import class_weights_for, cross_entropy, total_loss
-from ..evaluation.metrics import roc_auc
-from .model import build_model
+from .trainer import FoldPlan, torch_threads, train_folds
+from ..device import resolve_device
 from ..workspace import Workspace
 
-LOSS_COLUMNS = ("epoch", "total", "ce", "con", "cka", "mi", "val_loss", "val_auc", "seconds")
+LOSS_COLUMNS = ("epoch", "total", "ce", "con", "cka", "mi", "val_loss", "val_auc", "lr", "seconds")
 PREDICT_BATCH = 64  # documents per forward pass at inference
-# torch intra-op threads while fitting. These models are small (d = 64): on the 2-core test machine
-# one thread ran an epoch of 500 documents in 1.0 s and two threads in 9.1 s (busy machine: the
-# threads wait on each other). None leaves torch's own setting.
-FIT_THREADS = 1
-
-
-@contextmanager
-def torch_threads(n: Optional[int]):
-    """Run a block with n torch intra-op threads, restoring the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass
@@ -62,109 +42,48 @@ class FitResult:
     class_weights: Optional[list[float]] = None
 
 
-def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> list[np.ndarray]:
-    """Shuffled, near-equal batches (array_split), so no batch is a lone document the auxiliary losses cannot use."""
-    order = torch.randperm(n, generator=gen).numpy()
-    return [b for b in np.array_split(order, max(1, math.ceil(n / batch_size))) if len(b)]
-
-
-def _trim(A, T, mask, idx):
-    """Rows idx, cut to the longest document among them (less padding = less work)."""
-    m = mask[idx]
-    s = int(m.sum(1).max())
-    return A[idx, :s], T[idx, :s], m[:, :s]
-
-
 def fit(config: HilbertConfig, A_list, T_list, y, n_classes: int, *, groups=None,
-        progress: Optional[Callable[[int, int, dict], None]] = None, threads: Optional[int] = FIT_THREADS) -> FitResult:
-    """Train one model on documents (A_list[i] (S_i, d_a), T_list[i] (S_i, d_t), y[i] in 0..C-1).
+        progress: Optional[Callable[[int, int, dict], None]] = None, device=None, threads: Optional[int] = None,
+        dtype: torch.dtype = torch.float32) -> FitResult:
+    """Train one model on documents (A_list[i] (S_i, d_a), T_list[i] (S_i, d_t), y[i] in 0..C-1): the
+    trainer with one fold, fitted on all documents but an inner validation split that drives early stopping.
 
     `groups` (one id per document, e.g. the subject) keeps a group's documents on one side of the
-    validation split. `progress(epoch, epochs, record)` is called after every epoch. `threads`:
-    torch intra-op threads during the fit (see FIT_THREADS).
-    """
-    with torch_threads(threads):
-        return _fit(config, A_list, T_list, y, n_classes, groups, progress)
-
-
-def _fit(config, A_list, T_list, y, n_classes, groups, progress) -> FitResult:
+    validation split. `progress(epoch, epochs, record)` is called after every epoch. `device`: "auto",
+    "cpu", "cuda[:N]", "mps" or a torch.device; `threads`: torch intra-op threads on the CPU (default:
+    torch's own setting)."""
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
     if n != len(A_list) or n != len(T_list):
-        raise HilbertError(f"fit: got {n} labels for {len(A_list)} audio and {len(T_list)} text documents; they must match.")
+        raise DataError(f"fit: got {n} labels for {len(A_list)} audio and {len(T_list)} text documents; they must match.")
     if n < 2:
-        raise HilbertError(f"fit: need at least 2 labelled documents to train, got {n}.")
+        raise DataError(f"fit: need at least 2 labelled documents to train, got {n}.")
     if y.min() < 0 or y.max() >= n_classes:
-        raise HilbertError(f"fit: labels must lie in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}.")
+        raise DataError(f"fit: labels must lie in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}.")
     tc = config.train
-    torch.manual_seed(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
-
+    dev = resolve_device(device)
     if tc.val_fraction > 0:
         fit_idx, val_idx = inner_split(y, groups, seed=tc.seed, val_fraction=tc.val_fraction)
     else:
         fit_idx = val_idx = np.arange(n)
-    A, T, mask = pad_batch(A_list, T_list)
-    Y = torch.as_tensor(y)
-    yf = Y[fit_idx]
-    cw = class_weights_for(yf, n_classes) if tc.class_weights else None
-
-    model = build_model(config, A.shape[-1], T.shape[-1], n_classes)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    history: list[dict] = []
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-    since_best = 0
-    for epoch in range(1, tc.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        sums = dict.fromkeys(("total", "ce", "con", "cka", "mi"), 0.0)
-        for b in shuffled_batches(len(fit_idx), tc.batch_size, gen):
-            idx = fit_idx[b]
-            out = model(*_trim(A, T, mask, idx))
-            loss, parts = total_loss(out, Y[idx], cw, config)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k, v in (("total", loss), *parts.items()):
-                sums[k] += float(v.detach()) * len(idx)
-        record = {"epoch": epoch, **{k: v / len(fit_idx) for k, v in sums.items()}}
-        proba, val_loss = _evaluate(model, A, T, mask, Y, val_idx, cw)
-        record["val_loss"] = val_loss
-        auc = roc_auc(y[val_idx], proba) if len(np.unique(y[val_idx])) >= 2 else None
-        record["val_auc"] = float("nan") if auc is None else auc
-        record["seconds"] = time.perf_counter() - t0
-        history.append(record)
-        if progress is not None:
-            progress(epoch, tc.epochs, record)
-        if val_loss < best[0] - 1e-6:
-            best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
-            since_best = 0
-        else:
-            since_best += 1
-            if since_best >= tc.patience:
-                break
-    model.load_state_dict(best[2])
-    model.eval()
-    return FitResult(model, history, best[1], config, n_classes, A.shape[-1], T.shape[-1], fit_idx, val_idx,
-                     None if cw is None else cw.tolist())
-
-
-@torch.no_grad()
-def _evaluate(model, A, T, mask, Y, idx, cw):
-    """Class probabilities and the (class-weighted) cross-entropy on documents idx: the stopping criterion."""
-    model.eval()
-    logits = torch.cat([model(*_trim(A, T, mask, idx[i:i + PREDICT_BATCH]))["logits"]
-                        for i in range(0, len(idx), PREDICT_BATCH)])
-    return torch.softmax(logits, -1).numpy(), float(cross_entropy(logits, Y[idx], cw))
+    on_epoch = None if progress is None else (lambda e, total, records: progress(e, total, records[0]))
+    with torch_threads(threads):
+        r = train_folds(config, A_list, T_list, y, n_classes, [FoldPlan(fit_idx, val_idx)], [tc.seed],
+                        device=dev, dtype=dtype, val_auc=True, progress=on_epoch)
+    return FitResult(r.model, r.history[0], r.best_epoch[0], config, n_classes, int(np.shape(A_list[0])[1]),
+                     int(np.shape(T_list[0])[1]), fit_idx, val_idx, r.class_weights[0])
 
 
 @torch.no_grad()
 def _forward_all(model, A_list, T_list) -> list[dict]:
+    """A one-fold model's eval-mode outputs (on the CPU, no fold axis) in batches of PREDICT_BATCH documents."""
     model.eval()
+    p = next(model.parameters())
     outs = []
     for i in range(0, len(A_list), PREDICT_BATCH):
         A, T, mask = pad_batch(A_list[i:i + PREDICT_BATCH], T_list[i:i + PREDICT_BATCH])
-        outs.append((model(A, T, mask), mask))
+        out = model(A.to(p.device, p.dtype), T.to(p.device, p.dtype), mask.to(p.device))
+        outs.append(({k: v.float().cpu() for k, v in out.items()}, mask))
     return outs
 
 

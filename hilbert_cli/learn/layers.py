@@ -1,0 +1,240 @@
+"""Layers with a leading fold dimension: F independent models in one module.
+
+Every parameter is shaped (F, ...) and every activation (F, B, ...): `hilbert train` runs F = 1, and
+cross-validation trains its k folds as F = k in the same wide products (one `bmm` per linear layer).
+Nothing here mixes folds: fold f's outputs depend only on fold f's parameters, inputs and noise.
+
+Randomness is per fold, too. Initialisation draws fold f's weights from fold f's generator
+(`reset_parameters(generators)`, module by module, as nn.Linear would), and dropout draws fold f's
+mask from fold f's generator in the shape of fold f's own batch (`FoldNoise`), so a fold trained
+among others sees exactly the noise it would see trained alone with the same seed.
+
+Masked scores use a large finite negative instead of -inf (a fully-masked row stays finite), and
+nothing branches on tensor values.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NEG = -1e9  # masked attention score; exp(NEG - max) underflows to exactly 0 in float32
+
+
+class FoldNoise:
+    """Dropout randomness for one training step: a generator per fold, and each fold's own batch shape
+    (n[f] documents, the longest of them s[f] segments). Activations are padded to the widest fold."""
+
+    def __init__(self, generators: Sequence[torch.Generator], n: Sequence[int], s: Sequence[int]):
+        self.generators, self.n, self.s = list(generators), [int(v) for v in n], [int(v) for v in s]
+
+    def mask(self, x: torch.Tensor, p: float, seq: bool) -> torch.Tensor:
+        """A keep-mask scaled by 1/(1-p), shaped like x; fold f's part drawn as (n[f], s[f] or x.shape[2], ...)."""
+        rest = tuple(x.shape[2:])
+        scale = 1.0 / (1.0 - p)
+        out = None
+        full = all(n == x.shape[1] and (not seq or s == x.shape[2]) for n, s in zip(self.n, self.s))
+        if not full:
+            out = x.new_zeros(x.shape)
+        parts = []
+        for f, g in enumerate(self.generators):
+            if self.n[f] == 0:  # no documents of this fold in the step: draw nothing (as if it were not here)
+                continue
+            shape = (self.n[f], *((self.s[f],) + rest[1:] if seq else rest))
+            keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=g).mul_(scale)
+            if full:
+                parts.append(keep)
+            else:
+                out[(f, slice(0, shape[0])) + ((slice(0, shape[1]),) if seq else ())] = keep
+        return torch.stack(parts) if full else out
+
+
+class FoldModule(nn.Module):
+    """Base of the fold layers: `reset(generators)` initialises each fold's slice from its generator."""
+
+    def reset(self, generators: Sequence[torch.Generator]) -> None:  # overridden where there are weights
+        pass
+
+
+class Dropout(FoldModule):
+    """Dropout with per-fold masks (FoldNoise, set on the model by the trainer); `seq`: dim 2 is the segment axis."""
+
+    def __init__(self, p: float, seq: bool):
+        super().__init__()
+        self.p, self.seq = p, seq
+        self.noise: Optional[FoldNoise] = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.noise is None:  # training outside the trainer: torch's global generator
+            return F.dropout(x, self.p, True)
+        return x * self.noise.mask(x, self.p, self.seq)
+
+
+class Linear(FoldModule):
+    """x (F, ..., d_in) -> (F, ..., d_out); weight (F, d_in, d_out), initialised as nn.Linear."""
+
+    def __init__(self, folds: int, d_in: int, d_out: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(folds, d_in, d_out))
+        self.bias = nn.Parameter(torch.empty(folds, d_out)) if bias else None
+
+    def reset(self, generators):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        with torch.no_grad():
+            for f, g in enumerate(generators):
+                self.weight[f].uniform_(-bound, bound, generator=g)
+                if self.bias is not None:
+                    self.bias[f].uniform_(-bound, bound, generator=g)
+
+    def forward(self, x):
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        y = torch.bmm(flat, self.weight) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), flat, self.weight)
+        return y.view(*x.shape[:-1], self.weight.shape[-1])
+
+
+class LayerNorm(FoldModule):
+    def __init__(self, folds: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(folds, d))
+        self.bias = nn.Parameter(torch.zeros(folds, d))
+
+    def reset(self, generators):
+        with torch.no_grad():
+            self.weight.fill_(1.0)
+            self.bias.zero_()
+
+    def forward(self, x):
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        return torch.addcmul(self.bias.view(shape), F.layer_norm(x, x.shape[-1:]), self.weight.view(shape))
+
+
+class Projection(FoldModule):
+    """x W -> LayerNorm -> dropout (METHOD.md §2 choice)."""
+
+    def __init__(self, folds: int, d_in: int, d: int, dropout: float, seq: bool = True):
+        super().__init__()
+        self.linear, self.norm, self.drop = Linear(folds, d_in, d), LayerNorm(folds, d), Dropout(dropout, seq)
+
+    def forward(self, x):
+        return self.drop(self.norm(self.linear(x)))
+
+
+class Attention(FoldModule):
+    """Multi-head attention with a key padding mask, head by head on strided views (no copies of q, k, v)."""
+
+    def __init__(self, folds: int, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.out = (Linear(folds, d, d) for _ in range(4))
+        self.drop = Dropout(dropout, seq=True)
+
+    def forward(self, query, key, key_mask):
+        f, b, s_q, d = query.shape
+        s_k, dh = key.shape[2], d // self.heads
+        q = self.q(query).view(f * b, s_q, d)
+        k = self.k(key).view(f * b, s_k, d)
+        v = self.v(key).view(f * b, s_k, d)
+        bias = torch.zeros(f * b, 1, s_k, dtype=q.dtype, device=q.device).masked_fill_(~key_mask.reshape(f * b, 1, s_k), NEG)
+        z = [torch.bmm(torch.softmax(torch.baddbmm(bias, qi, ki.transpose(1, 2), alpha=1 / math.sqrt(dh)), -1), vi)
+             for qi, ki, vi in zip(q.split(dh, -1), k.split(dh, -1), v.split(dh, -1))]
+        return self.drop(self.out(torch.cat(z, dim=-1).view(f, b, s_q, d)))
+
+
+class EncoderLayer(FoldModule):
+    """One post-norm transformer encoder layer over segments: self-attention + GELU feed-forward, residuals."""
+
+    def __init__(self, folds: int, d: int, heads: int, ff_mult: int, dropout: float):
+        super().__init__()
+        self.attn = Attention(folds, d, heads, dropout)
+        self.norm1, self.norm2 = LayerNorm(folds, d), LayerNorm(folds, d)
+        self.ff_in, self.ff_out = Linear(folds, d, ff_mult * d), Linear(folds, ff_mult * d, d)
+        self.drop_ff, self.drop = Dropout(dropout, seq=True), Dropout(dropout, seq=True)
+
+    def forward(self, x, mask):
+        x = self.norm1(x + self.attn(x, x, mask))
+        return self.norm2(x + self.drop(self.ff_out(self.drop_ff(F.gelu(self.ff_in(x))))))
+
+
+class AttentionPool(FoldModule):
+    """α = softmax_s(wᵀ tanh(W H_s + b)) over valid segments, h = Σ_s α_s H_s. Returns (h, α)."""
+
+    def __init__(self, folds: int, d: int):
+        super().__init__()
+        self.proj, self.w = Linear(folds, d, d), Linear(folds, d, 1, bias=False)
+
+    def forward(self, H, mask):
+        scores = self.w(torch.tanh(self.proj(H))).squeeze(-1).masked_fill(~mask, NEG)
+        alpha = torch.softmax(scores, dim=-1) * mask  # exact zeros on padding, all zeros if no segment
+        return (alpha.unsqueeze(-1) * H).sum(-2), alpha
+
+
+class MLP(FoldModule):
+    """Linear layers with ReLU + dropout between them (and after the last when `last_activation`)."""
+
+    def __init__(self, folds: int, dims: Sequence[int], dropout: float, last_activation: bool):
+        super().__init__()
+        self.layers = nn.ModuleList(Linear(folds, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        n_act = len(self.layers) if last_activation else len(self.layers) - 1
+        self.drops = nn.ModuleList(Dropout(dropout, seq=False) for _ in range(n_act))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.drops):
+                x = self.drops[i](F.relu(x))
+        return x
+
+
+class MoE(FoldModule):
+    """K expert MLPs (in -> 32 -> 32) mixed by a softmax gate: y = Σ_k g_k(x) E_k(x) (METHOD.md §6).
+
+    Expert weights are (F, K, in, out), applied with one einsum. `top_k` keeps only the k largest gate
+    logits (sparse gating, a choice); None is the paper's dense gate."""
+
+    def __init__(self, folds: int, d_in: int, experts: int, hidden: Sequence[int], dropout: float, top_k: Optional[int] = None):
+        super().__init__()
+        self.top_k = top_k
+        self.gate = Linear(folds, d_in, experts)
+        dims = [d_in, *hidden]
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(folds, experts, a, b)) for a, b in zip(dims[:-1], dims[1:]))
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(folds, experts, b)) for b in dims[1:])
+        self.drops = nn.ModuleList(Dropout(dropout, seq=False) for _ in dims[1:])
+
+    def reset(self, generators):
+        with torch.no_grad():
+            for w, b in zip(self.weights, self.biases):
+                bound = 1 / math.sqrt(w.shape[2])  # nn.Linear's default, per expert
+                for f, g in enumerate(generators):
+                    w[f].uniform_(-bound, bound, generator=g)
+                    b[f].uniform_(-bound, bound, generator=g)
+
+    def forward(self, x):
+        logits = self.gate(x)  # (F, B, K)
+        if self.top_k is not None and self.top_k < logits.shape[-1]:
+            kth = logits.topk(self.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, NEG)
+        gates = torch.softmax(logits, dim=-1)
+        h = self.drops[0](F.relu(torch.einsum("fbi,fkio->fbko", x, self.weights[0]) + self.biases[0].unsqueeze(1)))
+        for i in range(1, len(self.weights)):  # index, never slice: a sliced ParameterList re-wraps its tensors
+            h = self.drops[i](F.relu(torch.einsum("fbki,fkio->fbko", h, self.weights[i]) + self.biases[i].unsqueeze(1)))
+        return (gates.unsqueeze(-1) * h).sum(-2), gates
+
+
+def masked_mean(X, mask):
+    m = mask.to(X.dtype).unsqueeze(-1)
+    return (X * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+
+
+def position_features(mask: torch.Tensor, n: int) -> torch.Tensor:
+    """(F, B, S, 2n) Fourier features of each segment's relative position r = s / (S_doc - 1) in its document:
+    sin(π k r), cos(π k r) for k = 1..n. Relative, because documents differ in length."""
+    length = mask.sum(-1, keepdim=True).to(torch.float32)
+    s = torch.arange(mask.shape[-1], device=mask.device, dtype=torch.float32)
+    r = (s / (length - 1).clamp_min(1.0)).unsqueeze(-1)  # (F, B, S, 1)
+    k = torch.arange(1, n + 1, device=mask.device, dtype=torch.float32) * math.pi
+    return torch.cat([torch.sin(r * k), torch.cos(r * k)], dim=-1)
