@@ -32,6 +32,9 @@ WorkspaceOpt = typer.Option(
 AllowDownloadOpt = typer.Option(
     False, "--allow-download", help="Allow a one-time download of model weights that are not on this machine.",
 )
+DeviceOpt = typer.Option(
+    "auto", "--device", help="auto (a CUDA GPU when there is one, else CPU), cpu, cuda, cuda:N or mps.",
+)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -133,6 +136,7 @@ def segment(
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     allow_download: bool = AllowDownloadOpt,
+    device: str = DeviceOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
     """Cut every recording of a corpus into segments (transcribing audio that has no timed transcript).
@@ -143,8 +147,10 @@ def segment(
     from rich.table import Table
 
     from .corpus.segment import PAPER_SECONDS, PAPER_WORDS, SegmentSettings, segment_corpus
+    from .device import resolve_device
     from .workspace import Workspace
 
+    torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr)
     ws = Workspace(workspace)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
@@ -154,7 +160,8 @@ def segment(
         def on_progress(p):
             bar.update(task, total=p.n_docs, completed=p.doc_index + p.fraction, description=p.doc_id)
 
-        result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress)
+        result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress,
+                                device=torch_device)
 
     table = Table(title=f"segments in {result.workspace}")
     for col in ("documents", "segments", "mean words / segment", "mean seconds / segment", "left out"):
@@ -182,6 +189,7 @@ def embed(
     layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder layer to pool (0 = input embeddings; default the last)."),
     pooling: str = typer.Option("mean", "--pooling", help="Pooling of encoder frames inside a segment: mean or mean+std."),
     allow_download: bool = AllowDownloadOpt,
+    device: str = DeviceOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
     """Embed every segment with a frozen audio and text encoder; vectors are cached, so re-running costs nothing.
@@ -190,14 +198,17 @@ def embed(
     """
     from rich.table import Table
 
+    from .device import resolve_device
     from .features.embed import embed_corpus
     from .workspace import Workspace
 
+    torch_device = resolve_device(device, param="--device")
     ws = Workspace(workspace)
     with _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: f"{stage} ({audio if stage == 'audio' else text}): "
                                                      f"{'documents' if stage == 'audio' else 'segments'}")
-        r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress)
+        r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress,
+                         device=torch_device)
 
     table = Table(title=f"embeddings in {ws.embeddings_dir}")
     for col in ("documents", "segments", "audio: computed / cached", "text: computed / cached", "dims (audio, text)", "time"):
@@ -341,6 +352,7 @@ def predict(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON (one object per file)."),
     explain_csv: Optional[Path] = typer.Option(None, "--explain", help="Write every segment's weight per modality to this CSV."),
     allow_download: bool = AllowDownloadOpt,
+    device: str = DeviceOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
     """Classify new recordings with a trained model: label, every class probability, and the segments that weighed most.
@@ -352,13 +364,16 @@ def predict(
     from rich.markup import escape
     from rich.table import Table
 
+    from .device import resolve_device
     from .predict import predict_files, write_explain_csv, write_json
 
+    torch_device = resolve_device(device, param="--device")
     units = {"segment": "files", "audio": "files", "text": "segments"}
     with _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: f"{'segment' if stage == 'segment' else 'embed ' + stage} "
                                                      f"({units.get(stage, '')})")
-        r = predict_files(model, inputs, workspace=workspace, allow_download=allow_download, progress=on_progress)
+        r = predict_files(model, inputs, workspace=workspace, allow_download=allow_download, progress=on_progress,
+                          device=torch_device)
 
     for w in r.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)

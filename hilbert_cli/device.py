@@ -46,11 +46,31 @@ def resolve_device(spec: DeviceLike = "auto", *, param: str = "device") -> torch
     raise DeviceError(f"{param}: unknown device {spec!r}; valid: {', '.join(DEVICE_CHOICES)}.", param=param)
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity on Linux, so a container's share, not the host's)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_threads(device: torch.device, jobs: int = 1) -> Optional[int]:
     """torch intra-op threads for one of `jobs` parallel workers on `device`: the cores shared out on the CPU
     (small models thrash with more threads than cores), torch's own setting on a GPU (None)."""
-    import os
-
     if device.type != "cpu":
         return None
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    return max(1, _usable_cores() // max(1, jobs))
+
+
+def ctranslate2_options(device: torch.device, threads: Optional[int] = None) -> dict:
+    """Keyword arguments of faster-whisper's `WhisperModel` for `device`: float16 on a CUDA GPU, int8 on the CPU
+    with `threads` CPU threads (None = default_threads). CTranslate2 has no MPS backend, so `mps` runs it on the
+    CPU. float16 and int8 give slightly different numbers (transcripts and encoder vectors)."""
+    if device.type == "cuda":
+        return {"device": "cuda", "device_index": device.index or 0, "compute_type": "float16",
+                "cpu_threads": threads or 0}
+    cpu = torch.device("cpu")
+    return {"device": "cpu", "compute_type": "int8",
+            "cpu_threads": threads if threads is not None else default_threads(cpu)}

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import torch
+
 from .atomic import atomic_write_json, atomic_write_text
 from .corpus.audio import AUDIO_EXTENSIONS
+from .device import resolve_device
 from .features.backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
 from .learn.config import CONFIGURATIONS
 from .errors import HilbertError
@@ -184,7 +187,8 @@ def _weights(out: dict, n: int, modalities) -> tuple[list, list, list, list]:
     return u, (u if AUDIO in modalities else none), (u if TEXT in modalities else none), none
 
 
-def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, progress: Optional[Progress]):
+def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, progress: Optional[Progress],
+                 device: torch.device):
     """-> {position: SegmentedDoc} for the files that segmented, {position: problem} for the others."""
     from .corpus.asr import load_asr
     from .corpus.segment import SegmentSettings, segment_recording
@@ -194,11 +198,11 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
     problems.update({k: problem for k, (_, problem) in enumerate(inputs) if problem is not None})
     if todo:
         s = SegmentSettings.from_dict(settings)
-        engine = load_asr(s.asr, allow_download)  # loads nothing yet: the weights load on the first transcription
+        engine = load_asr(s.asr, allow_download, device=device)  # loads nothing yet: the weights load on the first transcription
     for done, (k, path) in enumerate(todo, start=1):
         try:
             doc = segment_recording(path, settings, cache_dir=ws.transcripts_dir, allow_download=allow_download,
-                                    asr_engine=engine)
+                                    asr_engine=engine, device=device)
             docs[k] = dataclasses.replace(doc, doc_id=f"{k:06d}-{doc.doc_id}")  # unique even for same-named files
         except HilbertError as e:
             problems[k] = str(e)
@@ -208,14 +212,14 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
 
 
 def _embed_all(docs: dict[int, SegmentedDoc], meta: dict, ws: Workspace, allow_download: bool,
-               progress: Optional[Progress]):
+               progress: Optional[Progress], device: torch.device):
     """-> {position: (A, T)} and {position: problem}. All documents go through one call (each encoder
     loads once); if that fails, each is retried alone so the error lands on the file that caused it."""
     from .features.embed import embed_documents
 
     b = meta["backbones"]
     kw = dict(cache_dir=ws.embeddings_dir, layer=b[AUDIO].get("layer"), pooling=b[AUDIO].get("pooling", "mean"),
-              allow_download=allow_download)
+              allow_download=allow_download, device=device)
     if not docs:
         return {}, {}
     try:
@@ -234,15 +238,18 @@ def _embed_all(docs: dict[int, SegmentedDoc], meta: dict, ws: Workspace, allow_d
 
 
 def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace | str | os.PathLike | None = None,
-                  allow_download: bool = False, progress: Optional[Progress] = None) -> PredictResult:
+                  allow_download: bool = False, progress: Optional[Progress] = None,
+                  device: Optional[torch.device] = None) -> PredictResult:
     """Predict every recording in `paths` (files, or folders of recordings) with the model at `model_path`.
 
     Caches (ASR transcripts, embeddings) live in `workspace` (default ./hilbert-work or $HILBERT_WORKSPACE).
+    ASR and the encoders run on `device` (a torch.device; None = auto); the classifier runs on the CPU.
     Raises HilbertError for a problem with the model; a problem with one file goes into its prediction."""
     from .learn.checkpoint import load_checkpoint
     from .learn.train import explain
 
     t0 = time.perf_counter()
+    device = resolve_device(device)  # for ASR and the encoders; the classifier does not use it yet (still on the CPU)
     model_path = Path(model_path)
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     model, meta = load_checkpoint(model_path)
@@ -252,8 +259,8 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     config = meta["config"]
     dims = meta["input_dims"]
 
-    docs, problems = _segment_all(inputs, meta.get("segmentation") or {}, ws, allow_download, progress)
-    vectors, embed_problems = _embed_all(docs, meta, ws, allow_download, progress)
+    docs, problems = _segment_all(inputs, meta.get("segmentation") or {}, ws, allow_download, progress, device)
+    vectors, embed_problems = _embed_all(docs, meta, ws, allow_download, progress, device)
     problems.update(embed_problems)
     for k, (A, T) in list(vectors.items()):
         if A.shape[1] != dims["d_audio"] or T.shape[1] != dims["d_text"]:

@@ -33,8 +33,8 @@ def loads(monkeypatch):
     built = []
     real = encoders.load_encoder
 
-    def counting(resolved):
-        enc = real(resolved)
+    def counting(resolved, **kw):
+        enc = real(resolved, **kw)
         built.append(enc)
         return enc
 

@@ -115,7 +115,7 @@ def test_second_predict_loads_no_model(trained, monkeypatch):
     first = predict_files(model, [new / "N3.wav"], workspace=ws)
     built = []
     real = encoders.load_encoder
-    monkeypatch.setattr(encoders, "load_encoder", lambda resolved: built.append(resolved) or real(resolved))
+    monkeypatch.setattr(encoders, "load_encoder", lambda resolved, **kw: built.append(resolved) or real(resolved, **kw))
     again = predict_files(model, [new / "N3.wav"], workspace=ws)
     assert built == [] and again.to_json() == first.to_json()
 

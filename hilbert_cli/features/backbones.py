@@ -14,8 +14,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HilbertError
+
+if TYPE_CHECKING:  # importing torch costs seconds; resolving a backbone needs none of it
+    import torch
 
 AUDIO, TEXT = "audio", "text"
 KINDS = (AUDIO, TEXT)
@@ -278,13 +282,15 @@ def backbone_fingerprint(name_or_path: str, allow_download: bool = False) -> str
 
 # --- loading and listing --------------------------------------------------------------------------
 
-def load_backbone(name_or_path: str, kind: str | None = None, allow_download: bool = False, layer: int | None = None):
-    """Load an encoder: an AudioEncoder (embed_segments(audio, spans, ...)) or a TextEncoder (embed_texts(texts))."""
+def load_backbone(name_or_path: str, kind: str | None = None, allow_download: bool = False, layer: int | None = None,
+                  *, device: torch.device | None = None, threads: int | None = None):
+    """Load an encoder: an AudioEncoder (embed_segments(audio, spans, ...)) or a TextEncoder (embed_texts(texts)),
+    on `device` (a torch.device; None = auto) with `threads` CTranslate2 CPU threads (None = default); see encoders.py."""
     from . import encoders
 
     resolved = resolve_backbone(name_or_path, kind, allow_download)
     check_layer(resolved, layer)
-    return encoders.load_encoder(resolved)
+    return encoders.load_encoder(resolved, device=device, threads=threads)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ model work and does not even load a model; a changed segment or a new backbone r
 changed. Returned arrays are always the stored values as float32, so a result never depends on whether
 it came from the cache.
 
+Encoders run on `device` (a torch.device from device.resolve_device; None = auto), which is not part of
+any key: the same backbone, options and inputs are expected to give the same vectors on any device, so a
+GPU run's vectors are cached under the same key as a CPU run's and reused by either (they differ slightly
+all the same: CTranslate2 Whisper runs in float16 on a GPU and int8 on the CPU).
+
 `train`, `evaluate` and `predict` go through `document_embeddings` / `embed_document`, the same code
 path as `hilbert embed`, so a missing embedding is computed on demand.
 """
@@ -22,13 +27,15 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
+import torch
 
 from . import encoders
 from ..atomic import atomic_save
 from ..corpus.audio import load_audio, file_sha256
+from ..device import resolve_device
 from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbone, backbone_fingerprint,
                         check_layer, resolve_backbone)
 from ..errors import HilbertError
@@ -143,8 +150,11 @@ def _load_doc_audio(doc: SegmentedDoc) -> np.ndarray:
 # --- the one code path -----------------------------------------------------------------------------
 
 def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path, layer: int | None, pooling: str,
-                allow_download: bool, progress: Progress | None):
-    """Vectors for `docs` from the cache, computing (and caching) what is missing. Returns (vectors, stats)."""
+                allow_download: bool, progress: Progress | None, device: Optional[torch.device] = None,
+                threads: Optional[int] = None):
+    """Vectors for `docs` from the cache, computing (and caching) what is missing, with encoders on `device`.
+    Returns (vectors, stats)."""
+    device = resolve_device(device)
     if pooling not in encoders.POOLINGS:
         raise HilbertError(f"--pooling: unknown pooling {pooling!r}; use one of {', '.join(encoders.POOLINGS)}.")
     a_res = resolve_backbone(audio, AUDIO, allow_download)
@@ -163,7 +173,7 @@ def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path
                 store[doc.doc_id] = vectors
 
     todo = [d for d in docs if d.doc_id not in A]
-    a_enc = encoders.load_encoder(a_res) if todo else None  # nothing to do: no model is loaded
+    a_enc = encoders.load_encoder(a_res, device=device, threads=threads) if todo else None  # nothing to do: no model is loaded
     for i, doc in enumerate(todo):
         wav = _load_doc_audio(doc)
         spans = [(s.start, s.end) for s in doc.segments]
@@ -174,7 +184,7 @@ def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path
             progress(AUDIO, i + 1, len(todo))
 
     todo = [d for d in docs if d.doc_id not in T]
-    t_enc = encoders.load_encoder(t_res) if todo else None
+    t_enc = encoders.load_encoder(t_res, device=device, threads=threads) if todo else None
     if todo:  # all texts of the corpus in one call: sentence-transformers batches them by length
         texts = [s.text for d in todo for s in d.segments]
         vectors = t_enc.embed_texts(texts)
@@ -215,11 +225,14 @@ def _load_docs(workspace: Workspace, doc_ids) -> list[SegmentedDoc]:
 
 def embed_corpus(workspace: Workspace, audio: str = DEFAULT_AUDIO, text: str = DEFAULT_TEXT, *, doc_ids=None,
                  layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
-                 progress: Progress | None = None) -> EmbedResult:
-    """Embed every segmented document of the workspace (or `doc_ids`), filling the cache."""
+                 progress: Progress | None = None, device: Optional[torch.device] = None,
+                 threads: Optional[int] = None) -> EmbedResult:
+    """Embed every segmented document of the workspace (or `doc_ids`), filling the cache; encoders run on
+    `device` (None = auto) with `threads` CTranslate2 CPU threads (None = device.default_threads)."""
     t0 = time.perf_counter()
     docs = _load_docs(workspace, doc_ids)
-    vectors, stats = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress)
+    vectors, stats = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress,
+                                 device, threads)
     return EmbedResult(
         audio_backbone=audio, text_backbone=text, docs=len(docs), segments=sum(len(d.segments) for d in docs),
         audio_computed=stats["audio_computed"], audio_cached=len(docs) - stats["audio_computed"],
@@ -231,26 +244,32 @@ def embed_corpus(workspace: Workspace, audio: str = DEFAULT_AUDIO, text: str = D
 
 def document_embeddings(workspace: Workspace, doc_ids, audio: str = DEFAULT_AUDIO, text: str = DEFAULT_TEXT, *,
                         layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
-                        progress: Progress | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """doc_id -> (A (S, d_a) float32, T (S, d_t) float32), from the cache or computed now."""
+                        progress: Progress | None = None, device: Optional[torch.device] = None,
+                        threads: Optional[int] = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """doc_id -> (A (S, d_a) float32, T (S, d_t) float32), from the cache or computed now on `device` (None = auto)."""
     docs = _load_docs(workspace, doc_ids)
-    vectors, _ = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress)
+    vectors, _ = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress,
+                             device, threads)
     return vectors
 
 
 def embed_document(doc: SegmentedDoc, audio_backbone: str = DEFAULT_AUDIO, text_backbone: str = DEFAULT_TEXT, *,
-                   cache_dir, layer: int | None = None, pooling: str = "mean",
-                   allow_download: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(A, T) for one document that need not be in a workspace (e.g. a new recording in `predict`)."""
-    vectors, _ = _embed_docs([doc], audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, None)
+                   cache_dir, layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
+                   device: Optional[torch.device] = None, threads: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(A, T) for one document that need not be in a workspace (e.g. a new recording in `predict`), on `device`."""
+    vectors, _ = _embed_docs([doc], audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, None,
+                             device, threads)
     return vectors[doc.doc_id]
 
 
 def embed_documents(docs: list[SegmentedDoc], audio_backbone: str = DEFAULT_AUDIO, text_backbone: str = DEFAULT_TEXT, *,
                     cache_dir, layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
-                    progress: Progress | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """doc_id -> (A, T) for documents outside a workspace, loading each encoder at most once (doc_ids must differ)."""
+                    progress: Progress | None = None, device: Optional[torch.device] = None,
+                    threads: Optional[int] = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """doc_id -> (A, T) for documents outside a workspace, loading each encoder at most once (doc_ids must differ),
+    on `device` (None = auto)."""
     if len({d.doc_id for d in docs}) != len(docs):
         raise HilbertError("embed_documents: the documents' ids must differ (vectors are returned by id).")
-    vectors, _ = _embed_docs(docs, audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, progress)
+    vectors, _ = _embed_docs(docs, audio_backbone, text_backbone, Path(cache_dir), layer, pooling, allow_download, progress,
+                             device, threads)
     return vectors

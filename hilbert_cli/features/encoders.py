@@ -5,20 +5,31 @@ per segment (`embed_segments`); internally each turns the document into a sequen
 `frame_rate` Hz and pools the frames inside each span (`pool_frames`). Text encoders embed a list of
 texts (`embed_texts`). Encoders are built by `load_encoder` from a backbone that backbones.py has
 already located on this machine; nothing here touches the network.
+
+Devices: `load_encoder(resolved, device=...)` takes a torch.device (from device.resolve_device; None =
+auto). The torch models (transformers, openai-whisper, sentence-transformers) run on it, CUDA or MPS,
+in float32, and their outputs come back to the CPU as float32 numpy arrays. CTranslate2 Whisper runs in
+float16 on a CUDA GPU and int8 on the CPU, with `threads` CPU threads (None = device.default_threads);
+CTranslate2 has no MPS backend, so `mps` runs it on the CPU. The spectrogram and eGeMAPS encoders always
+run on the CPU (numpy / openSMILE). Each encoder's `device` says where it actually runs. The torch models'
+CPU threads are torch's own setting (torch.set_num_threads), which library code leaves alone.
 """
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
+import torch
 
 from ..corpus.audio import SAMPLE_RATE
 from .backbones import (CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE, SPECTROGRAM,
                         ResolvedBackbone, EGEMAPS_MISSING)
+from ..device import ctranslate2_options, resolve_device
 from ..errors import HilbertError
 
 POOLINGS = ("mean", "mean+std")
-CPU_THREADS = 2  # CTranslate2 threads: this project's machines have 2 cores
+CPU = torch.device("cpu")
 
 WHISPER_WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's encoder sees exactly 30-s windows
 WHISPER_MEL_FRAMES = 3000  # 10-ms mel frames per window
@@ -60,9 +71,10 @@ class AudioEncoder:
     kind = "audio"
     frame_rate: float = WHISPER_FRAME_RATE
 
-    def __init__(self, resolved: ResolvedBackbone):
+    def __init__(self, resolved: ResolvedBackbone, device: Optional[torch.device] = None, threads: Optional[int] = None):
         self.name = resolved.name
         self.fingerprint = resolved.fingerprint
+        self.device = CPU  # where the work runs; encoders with a model set their own
         self.calls = 0  # forward passes run; lets tests prove a cached run did no model work
 
     def frames(self, audio: np.ndarray, layer: int | None = None) -> np.ndarray:
@@ -101,13 +113,16 @@ class _WhisperWindows(AudioEncoder):
 
 
 class CT2WhisperEncoder(_WhisperWindows):
-    """CTranslate2 Whisper (int8) through faster-whisper: fast on CPU; only the last layer is exposed."""
+    """CTranslate2 Whisper through faster-whisper: int8 on the CPU (fast there), float16 on a CUDA GPU, and
+    the CPU for `mps` (CTranslate2 has no MPS backend); only the last layer is exposed."""
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         super().__init__(resolved)
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(str(resolved.path), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+        device = resolve_device(device)
+        self.device = device if device.type == "cuda" else CPU
+        self.model = WhisperModel(str(resolved.path), **ctranslate2_options(device, threads))
         self._dimension = None
 
     @property
@@ -121,7 +136,11 @@ class CT2WhisperEncoder(_WhisperWindows):
         return self.model.feature_extractor(window)[:, :WHISPER_MEL_FRAMES]
 
     def encode_windows(self, features, layer):
-        return np.array(self.model.encode(features), dtype=np.float32)
+        import ctranslate2
+
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        out = self.model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True)  # off the GPU, if on it
+        return np.array(out, dtype=np.float32)  # float16 on a GPU
 
 
 class _TorchLayers:
@@ -138,14 +157,19 @@ class _TorchLayers:
 
 
 class OpenAIWhisperEncoder(_WhisperWindows):
-    """An openai-whisper checkpoint (.pt with dims + model_state_dict), encoder only."""
+    """An openai-whisper checkpoint (.pt with dims + model_state_dict), encoder only, on `device` (the log-mel
+    features are computed on the CPU)."""
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         super().__init__(resolved)
         import whisper
 
         self.whisper = whisper
+        self.device = resolve_device(device)
+        # loaded on the CPU, then only the encoder moves: the whole model's sparse alignment-heads buffer
+        # cannot go to MPS, and the decoder is not needed on the device
         self.model = whisper.load_model(str(resolved.path), device="cpu").eval()
+        self.model.encoder.to(self.device)
         self.dimension = self.model.dims.n_audio_state
         self.n_mels = self.model.dims.n_mels
 
@@ -158,7 +182,7 @@ class OpenAIWhisperEncoder(_WhisperWindows):
 
         enc = self.model.encoder
         with torch.inference_mode():
-            x = F.gelu(enc.conv2(F.gelu(enc.conv1(torch.from_numpy(features)))))
+            x = F.gelu(enc.conv2(F.gelu(enc.conv1(torch.from_numpy(features).to(self.device)))))
             x = x.permute(0, 2, 1) + enc.positional_embedding
             states = [x]
             for block in enc.blocks:
@@ -166,18 +190,20 @@ class OpenAIWhisperEncoder(_WhisperWindows):
                 states.append(x)
             states[-1] = enc.ln_post(x)  # the last layer is the encoder's output, as in transformers
             x = states[-1] if layer is None else _TorchLayers.pick(states, layer, self.name, states[-1])
-        return x.float().numpy()
+        return x.float().cpu().numpy()
 
 
 class HFWhisperEncoder(_WhisperWindows):
-    """A transformers Whisper checkpoint folder, encoder only."""
+    """A transformers Whisper checkpoint folder, encoder only, on `device` (features computed on the CPU)."""
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         super().__init__(resolved)
         from transformers import AutoFeatureExtractor, WhisperModel
 
+        self.device = resolve_device(device)
         self.extractor = AutoFeatureExtractor.from_pretrained(str(resolved.path), local_files_only=True)
-        self.encoder = WhisperModel.from_pretrained(str(resolved.path), local_files_only=True).get_encoder().eval()
+        model = WhisperModel.from_pretrained(str(resolved.path), local_files_only=True)
+        self.encoder = model.get_encoder().eval().to(self.device)
         self.dimension = self.encoder.config.d_model
 
     def window_features(self, window):
@@ -187,9 +213,9 @@ class HFWhisperEncoder(_WhisperWindows):
         import torch
 
         with torch.inference_mode():
-            out = self.encoder(torch.from_numpy(features), output_hidden_states=layer is not None)
+            out = self.encoder(torch.from_numpy(features).to(self.device), output_hidden_states=layer is not None)
             x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name, out.last_hidden_state)
-        return x.float().numpy()
+        return x.float().cpu().numpy()
 
 
 class HFAudioEncoder(AudioEncoder):
@@ -197,14 +223,16 @@ class HFAudioEncoder(AudioEncoder):
 
     A long document is cut into 30-s chunks, each run with 5 s of context on both sides and keeping only
     its own frames; chunks of equal length are batched, so no chunk is ever padded and the attention-mask
-    question (some checkpoints must not get one) never changes a vector."""
+    question (some checkpoints must not get one) never changes a vector. The model runs on `device`; the
+    feature extractor on the CPU."""
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         super().__init__(resolved)
         from transformers import AutoFeatureExtractor, AutoModel
 
+        self.device = resolve_device(device)
         self.extractor = AutoFeatureExtractor.from_pretrained(str(resolved.path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(resolved.path), local_files_only=True).eval()
+        self.model = AutoModel.from_pretrained(str(resolved.path), local_files_only=True).eval().to(self.device)
         cfg = self.model.config
         self.stride = int(np.prod(cfg.conv_stride))  # samples per frame (320 = 20 ms)
         self.receptive = int(sum((k - 1) * int(np.prod(cfg.conv_stride[:i])) for i, k in enumerate(cfg.conv_kernel)) + 1)
@@ -216,12 +244,12 @@ class HFAudioEncoder(AudioEncoder):
 
         feats = self.extractor(inputs, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                return_attention_mask=bool(getattr(self.extractor, "return_attention_mask", False)))
-        kwargs = {"attention_mask": feats["attention_mask"]} if "attention_mask" in feats else {}
+        kwargs = {"attention_mask": feats["attention_mask"].to(self.device)} if "attention_mask" in feats else {}
         with torch.inference_mode():
-            out = self.model(feats["input_values"], output_hidden_states=layer is not None, **kwargs)
+            out = self.model(feats["input_values"].to(self.device), output_hidden_states=layer is not None, **kwargs)
             x = out.last_hidden_state if layer is None else _TorchLayers.pick(out.hidden_states, layer, self.name, out.last_hidden_state)
         self.calls += 1
-        return x.float().numpy()
+        return x.float().cpu().numpy()
 
     def frames(self, audio, layer=None):
         chunk, ctx = HF_CHUNK_SECONDS * SAMPLE_RATE, HF_CONTEXT_SECONDS * SAMPLE_RATE  # both multiples of the stride
@@ -250,13 +278,14 @@ class HFAudioEncoder(AudioEncoder):
 
 
 class SpectrogramEncoder(AudioEncoder):
-    """Log-mel frames (80 bands, 25-ms windows every 10 ms); pooling gives log-mel statistics."""
+    """Log-mel frames (80 bands, 25-ms windows every 10 ms); pooling gives log-mel statistics. Always on the
+    CPU (numpy): `device` is ignored."""
 
     frame_rate = SAMPLE_RATE / MEL_HOP
     dimension = MEL_BANDS
     _BLOCK = 6000  # frames per STFT block (1 minute), to bound memory on long documents
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         super().__init__(resolved)
         from faster_whisper.feature_extractor import FeatureExtractor
 
@@ -276,11 +305,12 @@ class SpectrogramEncoder(AudioEncoder):
 
 
 class EGeMAPSEncoder(AudioEncoder):
-    """openSMILE eGeMAPSv02 functionals (88 values) per segment; pooling does not apply (they are statistics)."""
+    """openSMILE eGeMAPSv02 functionals (88 values) per segment; pooling does not apply (they are statistics).
+    Always on the CPU (openSMILE): `device` is ignored."""
 
     dimension = 88
 
-    def __init__(self, resolved):
+    def __init__(self, resolved, device=None, threads=None):
         try:
             import opensmile
         except ImportError:
@@ -306,17 +336,18 @@ class EGeMAPSEncoder(AudioEncoder):
 
 
 class TextEncoder:
-    """A sentence-transformers model (each model keeps its own pooling and normalisation)."""
+    """A sentence-transformers model (each model keeps its own pooling and normalisation), on `device`."""
 
     kind = "text"
     batch_size = 64
 
-    def __init__(self, resolved: ResolvedBackbone):
+    def __init__(self, resolved: ResolvedBackbone, device: Optional[torch.device] = None, threads: Optional[int] = None):
         from sentence_transformers import SentenceTransformer
 
         self.name = resolved.name
         self.fingerprint = resolved.fingerprint
-        self.model = SentenceTransformer(str(resolved.path), device="cpu", local_files_only=True)
+        self.device = resolve_device(device)
+        self.model = SentenceTransformer(str(resolved.path), device=str(self.device), local_files_only=True)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = dim()
         self.calls = 0
@@ -349,12 +380,14 @@ def _quiet_hub_progress() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_encoder(resolved: ResolvedBackbone):
-    """Build the encoder for a backbone already located on this machine (backbones.resolve_backbone)."""
+def load_encoder(resolved: ResolvedBackbone, device: Optional[torch.device] = None, threads: Optional[int] = None):
+    """Build the encoder for a backbone already located on this machine (backbones.resolve_backbone), on
+    `device` (None = auto; see the module docstring) with `threads` CTranslate2 CPU threads (None = default)."""
+    device = resolve_device(device)
     if resolved.loader in (HF_AUDIO, HF_WHISPER, SENTENCE):
         _quiet_hub_progress()
     try:
-        return _ENCODERS[resolved.loader](resolved)
+        return _ENCODERS[resolved.loader](resolved, device=device, threads=threads)
     except (OSError, ValueError, RuntimeError) as e:  # unreadable / incompatible weights
         where = resolved.path if resolved.path is not None else resolved.model
         raise HilbertError(f"backbone {resolved.name}: cannot load the model at {where} ({e}); check the files or pick another backbone.") from None
