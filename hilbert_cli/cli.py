@@ -257,6 +257,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (training is deterministic on CPU)."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Model file to write."),
+    device: str = DeviceOpt,
     allow_download: bool = AllowDownloadOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
@@ -271,6 +272,9 @@ def train(
     from .learn.train import train_task
     from .workspace import Workspace
 
+    from .device import resolve_device
+
+    torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
                  "train.seed": seed}
     cfg = load_config(config, overrides)
@@ -285,7 +289,7 @@ def train(
             bar.update(train_bar, completed=epoch, total=total, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
 
         r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
-                       progress=on_epoch, embed_progress=on_embed)
+                       progress=on_epoch, embed_progress=on_embed, device=torch_device)
     counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
     console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
                   f"{r.seconds:.1f} s: {r.epochs_run} epochs, weights from epoch {r.best_epoch} (lowest validation loss).")
@@ -305,6 +309,7 @@ def evaluate(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
     config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
     name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
+    device: str = DeviceOpt,
     allow_download: bool = AllowDownloadOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
@@ -322,13 +327,17 @@ def evaluate(
     from .evaluation.report import auc_table
     from .workspace import Workspace
 
+    from .device import resolve_device
+
+    torch_device = resolve_device(device, param="--device")
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
         _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
     base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
     with _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
         r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
-                           config=base, run_name=name, jobs=jobs, allow_download=allow_download, progress=on_progress)
+                           config=base, run_name=name, jobs=jobs, allow_download=allow_download, device=torch_device,
+                           progress=on_progress)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)

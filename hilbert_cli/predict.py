@@ -243,16 +243,16 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     """Predict every recording in `paths` (files, or folders of recordings) with the model at `model_path`.
 
     Caches (ASR transcripts, embeddings) live in `workspace` (default ./hilbert-work or $HILBERT_WORKSPACE).
-    ASR and the encoders run on `device` (a torch.device; None = auto); the classifier runs on the CPU.
+    ASR, the encoders and the classifier run on `device` (a torch.device or name; None = auto).
     Raises HilbertError for a problem with the model; a problem with one file goes into its prediction."""
     from .learn.checkpoint import load_checkpoint
     from .learn.train import explain
 
     t0 = time.perf_counter()
-    device = resolve_device(device)  # for ASR and the encoders; the classifier does not use it yet (still on the CPU)
+    device = resolve_device(device)
     model_path = Path(model_path)
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    model, meta = load_checkpoint(model_path)
+    model, meta = load_checkpoint(model_path, device=device)
     warnings = check_backbones(model_path, meta, allow_download)
     inputs = expand_inputs(paths)
     label_names = list(meta["label_names"])

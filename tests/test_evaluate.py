@@ -1,4 +1,4 @@
-"""`hilbert evaluate`: folds, the batched trainer against the sequential one, kept cells, report, CLI."""
+"""`hilbert evaluate`: folds, kept cells, report, CLI (the trainer's fold equivalence: tests/test_trainer.py)."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from hilbert_cli.learn import batched as batched_mod
+from hilbert_cli.evaluation import crossval as crossval_mod
 from hilbert_cli.features import embed
 from hilbert_cli.learn.config import load_config
 from hilbert_cli.errors import HilbertError
@@ -83,55 +83,6 @@ def test_ablations_and_variants():
         variant_configs(["hilbrt"], [], None)
 
 
-# --- batched == sequential --------------------------------------------------------------------------
-
-def _synthetic(n=36, c=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % c
-    A = [(rng.normal(size=(rng.integers(3, 7), 10)) + np.eye(10)[y[i]]).astype(np.float32) for i in range(n)]
-    T = [(rng.normal(size=(len(A[i]), 8)) + np.eye(8)[(y[i] + 1) % c]).astype(np.float32) for i in range(n)]
-    return A, T, y
-
-
-EARLY_STOP = {"train.epochs": 30, "train.patience": 2, "train.lr": 0.01}  # the folds stop at different epochs
-
-
-@pytest.mark.parametrize("configuration", ["hilbert", "transfer-moe"])
-@pytest.mark.parametrize("stopping", [{}, EARLY_STOP], ids=["all-epochs", "early-stop"])
-def test_batched_equals_sequential_exactly_in_float64(configuration, stopping):
-    """Same initialisation, split, batch order, loss and stopping: identical up to rounding."""
-    A, T, y = _synthetic()
-    cfg = load_config(None, {**SMALL, "configuration": configuration, "model.dropout": 0.0, **stopping})
-    folds = make_folds(y, k=4, seed=0)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        b = batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds)
-        s = batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds)
-    finally:
-        torch.set_default_dtype(old)
-    assert b.epochs_run == s.epochs_run and b.best_epoch == s.best_epoch
-    if stopping:  # folds dropped from the stacked state one by one, the rest carrying on
-        assert len(set(b.epochs_run)) > 1 and max(b.epochs_run) < 30
-    np.testing.assert_allclose(b.proba, s.proba, atol=1e-9)
-    assert b.proba.sum(1) == pytest.approx(np.ones(len(y)))
-
-
-def test_batched_matches_sequential_auc_with_dropout_and_groups():
-    """With dropout the two ways draw different masks, so single runs differ by up to ~0.1 AUC on
-    48 documents; averaged over seeds they must agree (a systematic gap would show here)."""
-    A, T, y = _synthetic(n=48, seed=1)
-    groups = np.repeat(np.arange(24), 2)
-    folds = make_folds(y, k=4, seed=0, groups=groups)
-    b_auc, s_auc = [], []
-    for seed in range(4):
-        cfg = load_config(None, {**SMALL, "train.epochs": 10, "train.seed": seed})
-        b_auc.append(roc_auc(y, batched_mod.cross_val_predict_batched(cfg, A, T, y, 3, folds, groups).proba))
-        s_auc.append(roc_auc(y, batched_mod.cross_val_predict_sequential(cfg, A, T, y, 3, folds, groups).proba))
-    assert abs(np.mean(b_auc) - np.mean(s_auc)) < 0.05
-    assert min(b_auc) > 0.7 and min(s_auc) > 0.7  # and both actually learned the planted signal
-
-
 # --- evaluate on a workspace --------------------------------------------------------------------------
 
 def _workspace(tmp_path, n=30, tiny_class=False):
@@ -196,8 +147,8 @@ def test_evaluate_keeps_cells_and_writes_the_report(tmp_path, monkeypatch):
 
     # run again, extended by one configuration: only the new one trains
     calls = []
-    real = batched_mod.cross_val_predict_batched
-    monkeypatch.setattr(batched_mod, "cross_val_predict_batched", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = crossval_mod.cross_val_predict
+    monkeypatch.setattr(crossval_mod, "cross_val_predict", lambda *a, **k: calls.append(1) or real(*a, **k))
     r2 = evaluate(ws, "voice,words", "transfer,hilbert,text-only", "a1", "t1", k=3, config=cfg, run_name="two", jobs=1)
     assert r2.n_trained == 2 and r2.n_cached == 4 and len(calls) == 2
     m2 = json.loads((r2.run_dir / "metrics.json").read_text())

@@ -165,8 +165,13 @@ def test_a_bad_file_fails_alone(trained, tmp_path):
 
 
 def _rewrite(model, tmp_path, name, change):
+    """A model file as `hilbert train` would have written it with different contents (checksum recomputed)."""
+    from hilbert_cli.learn.checkpoint import checksum
+
     payload = torch.load(model, weights_only=True)
     change(payload)
+    if "checksum" in payload:
+        payload["checksum"] = checksum(payload)
     path = tmp_path / name
     torch.save(payload, path)
     return path

@@ -55,7 +55,7 @@ def test_every_configuration_trains(name):
     p = predict_proba(res.model, A, T)
     assert p.shape == (24, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
     ex = explain(res.model, A[:2], T[:2])
-    if CONFIGURATIONS[name]["encoders"]:
+    if CONFIGURATIONS[name].uses_encoders:
         assert ex[0]["alpha_j"].shape == (len(A[0]),) and abs(ex[0]["alpha_a"].sum() - 1) < 1e-5
 
 
@@ -269,7 +269,7 @@ def test_fit_restores_the_thread_setting():
     A, T, y = synthetic_embeddings(8, 2, segments=(2, 4), d_audio=DA, d_text=DT, seed=9)
     torch.set_num_threads(2)
     seen = []
-    fit(cfg("transfer", **{"train.epochs": 1}), A, T, y, 2, progress=lambda *a: seen.append(torch.get_num_threads()))
+    fit(cfg("transfer", **{"train.epochs": 1}), A, T, y, 2, threads=1, progress=lambda *a: seen.append(torch.get_num_threads()))
     assert seen == [1] and torch.get_num_threads() == 2
 
 

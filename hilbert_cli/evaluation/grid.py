@@ -184,7 +184,7 @@ def evaluate(
     warnings: list[str] = []
     for task in task_list:
         for audio, text in pairs:
-            td = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=progress)
+            td = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=progress, device=dev)
             if task not in setups:
                 groups = subject_groups(td.doc_ids, td.subjects)
                 folds = make_folds(td.y, k, seed, groups, td.doc_ids, td.label_names, task)

@@ -54,8 +54,8 @@ def encode_labels(labels, label_names: list[str]) -> np.ndarray:
 
 
 def load_task_data(workspace: Workspace | str, task: str, audio: str, text: str, *, allow_download: bool = False,
-                   progress: Optional[Callable] = None) -> TaskData:
-    """Every labelled document of `task` with its (A, T) segment features from the embed stage."""
+                   progress: Optional[Callable] = None, device=None) -> TaskData:
+    """Every labelled document of `task` with its (A, T) segment features from the embed stage (encoders on `device`)."""
     from ..features import embed  # the embed stage; imported here so the model code does not need the encoders
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -71,7 +71,8 @@ def load_task_data(workspace: Workspace | str, task: str, audio: str, text: str,
             f"--task {task}: every labelled document has the label {label_names[0]!r}; a classifier needs at least two classes."
         )
     check_class_sizes(y, label_names, task)
-    vectors = embed.document_embeddings(ws, doc_ids, audio, text, allow_download=allow_download, progress=progress)
+    vectors = embed.document_embeddings(ws, doc_ids, audio, text, allow_download=allow_download, progress=progress,
+                                        device=device)
     A, T = [], []
     for d in doc_ids:
         a, t = vectors[d]

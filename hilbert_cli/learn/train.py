@@ -141,7 +141,7 @@ def side_paths(model_path: Path) -> tuple[Path, Path, Path]:
 
 def train_task(workspace: Workspace | str, task: str, audio: str, text: str, config: HilbertConfig,
                out_path: str | Path, *, allow_download: bool = False, progress: Optional[Callable] = None,
-               embed_progress: Optional[Callable] = None) -> TrainResult:
+               embed_progress: Optional[Callable] = None, device=None) -> TrainResult:
     """Train on every labelled document of `task` and write model.pt, its loss CSV/PNG and its config."""
     from .checkpoint import save_checkpoint
 
@@ -150,12 +150,14 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
     out_path = Path(out_path)
     if out_path.suffix != ".pt":
         raise HilbertError(f"-o {out_path}: a model file must end in .pt, e.g. model.pt.")
-    data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress)
+    device = resolve_device(device)
+    data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress,
+                                    device=device)
     from ..features import embed
 
     fingerprints = {"audio": embed.backbone_fingerprint(audio), "text": embed.backbone_fingerprint(text)}
     groups = subject_groups(data.doc_ids, data.subjects)
-    res = fit(config, data.A, data.T, data.y, data.n_classes, groups=groups, progress=progress)
+    res = fit(config, data.A, data.T, data.y, data.n_classes, groups=groups, progress=progress, device=device)
     save_checkpoint(out_path, res.model, config=config, task=task, label_names=data.label_names,
                     audio=audio, text=text, d_audio=data.d_audio, d_text=data.d_text,
                     segmentation=ws.load_manifest().segmentation, fingerprints=fingerprints,
