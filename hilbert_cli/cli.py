@@ -42,6 +42,20 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# library parameters (HilbertError.param, or a message's "param:" prefix) -> the flag a CLI user types
+FLAGS = {"device": "--device", "configuration": "--configuration", "loss.losses": "--losses", "train.epochs": "--epochs",
+         "train.lr": "--lr", "train.seed": "--seed", "jobs": "--jobs", "k": "--folds"}
+
+
+def _worded(e: HilbertError) -> str:
+    """The error's sentence, with a library parameter named by its command-line flag."""
+    message = str(e)
+    param = e.param or message.split(":", 1)[0]
+    if param in FLAGS and message.startswith(param + ":"):
+        return FLAGS[param] + message[len(param):]
+    return message
+
+
 def command(name: Optional[str] = None):
     """Register a command whose HilbertError becomes one line on stderr and exit code 1.
 
@@ -54,7 +68,7 @@ def command(name: Optional[str] = None):
             try:
                 return fn(*args, **kwargs)
             except HilbertError as e:
-                _fail(str(e))
+                _fail(_worded(e))
         return app.command(name)(run)
     return register
 

@@ -282,3 +282,38 @@ def test_checkpoint_stores_a_local_backbone_folder_as_an_absolute_path(tmp_path,
     assert _portable_backbone("my-encoder") == str((tmp_path / "my-encoder").resolve())
     assert _portable_backbone("minilm") == "minilm"  # an alias stays an alias
     assert _portable_backbone("org/model-id") == "org/model-id"  # a hub id is not a local path
+
+
+def test_damaged_model_files_are_refused_in_one_line(tmp_path):
+    """A flipped byte, a NaN weight or an edited label list: 'damaged model file', never a silent prediction."""
+    from hilbert_cli.errors import ModelFileError
+
+    path, *_ = _save(cfg("hilbert"), tmp_path)
+    load_checkpoint(path)  # intact
+    raw = bytearray(path.read_bytes())
+    payload = torch.load(path, weights_only=True)
+    # flip one byte inside a weight tensor's data (the largest tensor's bytes are in the file as they are)
+    big = max(payload["state_dict"].values(), key=lambda t: t.numel())
+    needle = big.contiguous().view(torch.uint8).numpy().tobytes()[:64]
+    at = bytes(raw).find(needle)
+    assert at > 0
+    raw[at + 7] ^= 0x10
+    (tmp_path / "flipped.pt").write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="damaged model file") as e:
+        load_checkpoint(tmp_path / "flipped.pt")
+    assert "\n" not in str(e.value)
+    nan = torch.load(path, weights_only=True)
+    next(iter(nan["state_dict"].values())).view(-1)[0] = float("nan")
+    torch.save(nan, tmp_path / "nan.pt")
+    with pytest.raises(ModelFileError, match="damaged model file"):
+        load_checkpoint(tmp_path / "nan.pt")
+    edited = torch.load(path, weights_only=True)
+    edited["label_names"] = list(reversed(edited["label_names"]))
+    torch.save(edited, tmp_path / "edited.pt")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_checkpoint(tmp_path / "edited.pt")
+    old = torch.load(path, weights_only=True)
+    old["format_version"] = 1
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ModelFileError, match="older hilbert-cli"):
+        load_checkpoint(tmp_path / "old.pt")
