@@ -24,6 +24,7 @@ AUX_LOSSES = tuple(LOSSES)  # the auxiliary losses' names, in canonical order
 
 FUSIONS = ("cross", "residual", "aligned")  # the joint encoder's input (model.HilbertModel)
 MI_MODES = ("balance", "maximize", "both")  # the MI term's readings (losses.mi_loss)
+CKA_LEVELS = ("document", "segment")  # where CKA is measured (losses.cka_loss / segment_cka_loss)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -54,6 +55,7 @@ class LossConfig:
     temperature: float = 0.5  # τ of the contrastive losses (0.1 -> 86.5 spectrum AUC, 0.5 -> 87.2, at lr 3e-3)
     temperature_mi: float = 0.5  # τ_mi of the InfoNCE critic
     mi_mode: str = "balance"  # balance |Î_a − Î_t|, maximize −(Î_a + Î_t), or both (losses.mi_loss)
+    cka_level: str = "document"  # CKA of the z of a batch's documents (METHOD.md §5), or of its segments' states
 
 
 @dataclass
@@ -139,6 +141,7 @@ class HilbertConfig:
                 raise ConfigError(f"loss.{name}: must be > 0, got {getattr(l, name)}.")
         _choice("model.fusion", m.fusion, FUSIONS)
         _choice("loss.mi_mode", l.mi_mode, MI_MODES)
+        _choice("loss.cka_level", l.cka_level, CKA_LEVELS)
         _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
         if not isinstance(m.positions, int) or m.positions < 0:
             raise ConfigError(f"model.positions: must be an integer >= 0, got {m.positions!r}.", param="model.positions")

@@ -79,6 +79,27 @@ def cka_loss(z_a, z_t, z_j, mask: Optional[torch.Tensor] = None) -> torch.Tensor
     return torch.where(n >= 2, loss, torch.zeros_like(loss))
 
 
+def linear_cka_features(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Linear CKA of many weighted samples (N, d), through d×d cross-products (cheap when N >> d)."""
+    n = w.sum()
+    xc = (x - (w[:, None] * x).sum(0) / n.clamp_min(1.0)) * w[:, None]
+    yc = (y - (w[:, None] * y).sum(0) / n.clamp_min(1.0)) * w[:, None]
+    num = (yc.T @ xc).pow(2).sum()
+    den = torch.sqrt(((xc.T @ xc).pow(2).sum() * (yc.T @ yc).pow(2).sum()).clamp_min(EPS))
+    return torch.where(n >= 2, num / den, torch.zeros_like(num))
+
+
+def segment_cka_loss(H_a, H_t, H_j, seg_mask, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """L_cka on segment states: (1 − CKA(H_a, H_j)) + (1 − CKA(H_t, H_j)) over every valid segment of the batch
+    (H: (B, S, d), seg_mask (B, S)). With hundreds of segments per batch, CKA of unrelated states is near 0,
+    where the document-level CKA of 16 L2-normalised vectors is near 0.9 whatever they are (README, "Method")."""
+    w = seg_mask.to(H_a.dtype) * _weights(H_a, mask)[:, None]
+    flat = lambda H: H.reshape(-1, H.shape[-1])  # noqa: E731
+    w = w.reshape(-1)
+    loss = (1 - linear_cka_features(flat(H_a), flat(H_j), w)) + (1 - linear_cka_features(flat(H_t), flat(H_j), w))
+    return torch.where(w.sum() >= 2, loss, torch.zeros_like(loss))
+
+
 def infonce_mi(z_j, z_m, temperature: float, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Î(z_j; z_m) = log B + mean_i [f(z_j^i, z_m^i) − logsumexp_k f(z_j^i, z_m^k)], f(u, v) = u·v / τ.
 

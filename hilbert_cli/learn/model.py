@@ -113,6 +113,7 @@ class HilbertModel(FoldModel):
             "z_a": self.g(h_a), "z_t": self.g(h_t), "z_j": self.g(h_j),
             "alpha_a": alpha_a, "alpha_t": alpha_t, "alpha_j": alpha_j,
             "gates": gates,
+            "H_a": H_a, "H_t": H_t, "H_j": H_j, "segment_mask": mask,
         }
 
 

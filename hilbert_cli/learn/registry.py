@@ -57,6 +57,8 @@ def _audio_text(out, lc, mask):
 
 
 def _cka(out, lc, mask):
+    if lc.cka_level == "segment":
+        return L.segment_cka_loss(out["H_a"], out["H_t"], out["H_j"], out["segment_mask"], mask)
     return L.cka_loss(out["z_a"], out["z_t"], out["z_j"], mask)
 
 

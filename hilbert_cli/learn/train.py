@@ -97,9 +97,11 @@ def predict_proba(model, A_list, T_list) -> np.ndarray:
 EXPLAIN_KEYS = ("alpha_a", "alpha_t", "alpha_j")
 
 
-def explain(model, A_list, T_list) -> list[dict]:
-    """Per document: class probabilities and, where the model has them, the per-segment attention
-    weights alpha_a / alpha_t / alpha_j (each (S_i,), summing to 1) and the MoE gate weights."""
+def explain(model, A_list, T_list, occlusion: bool = True) -> list[dict]:
+    """Per document: class probabilities `proba`; where the model has them, the per-segment attention weights
+    alpha_a / alpha_t / alpha_j (each (S_i,), summing to 1) and the MoE gate weights; and (every configuration)
+    `occlusion` (S_i,): how much the predicted class's probability drops when that segment is left out
+    (positive = the segment supported the prediction)."""
     result = []
     for out, mask in _forward_all(model, A_list, T_list):
         proba = torch.softmax(out["logits"], -1)
@@ -110,7 +112,26 @@ def explain(model, A_list, T_list) -> list[dict]:
             if "gates" in out:
                 doc["gates"] = out["gates"][r].numpy()
             result.append(doc)
+    if occlusion:
+        for doc, a, t in zip(result, A_list, T_list):
+            doc["occlusion"] = _occlusion(model, np.asarray(a), np.asarray(t), int(doc["proba"].argmax()), doc["proba"])
     return result
+
+
+@torch.no_grad()
+def _occlusion(model, a: np.ndarray, t: np.ndarray, label: int, proba: np.ndarray) -> np.ndarray:
+    """p(label | document) − p(label | document without segment s), for every segment s: the document is
+    repeated S times and copy s has segment s masked out (as padding), so one batched forward gives all S."""
+    p = next(model.parameters())
+    s = len(a)
+    A = torch.as_tensor(a, dtype=p.dtype, device=p.device).expand(s, *a.shape)
+    T = torch.as_tensor(t, dtype=p.dtype, device=p.device).expand(s, *t.shape)
+    mask = ~torch.eye(s, dtype=torch.bool, device=p.device)
+    drops = []
+    for i in range(0, s, PREDICT_BATCH):
+        logits = model(A[i:i + PREDICT_BATCH], T[i:i + PREDICT_BATCH], mask[i:i + PREDICT_BATCH])["logits"]
+        drops.append(float(proba[label]) - torch.softmax(logits.double(), -1)[:, label].cpu().numpy())
+    return np.concatenate(drops)
 
 
 # --- a workspace task -> model.pt ---------------------------------------------------------------
