@@ -284,6 +284,7 @@ def train(
 
     from .learn.config import load_config
     from .learn.train import train_task
+    from .learn.trainer import HISTORY_KEYS
     from .workspace import Workspace
 
     from .device import resolve_device
@@ -298,7 +299,7 @@ def train(
         train_bar = bar.add_task(f"train {cfg.configuration}", total=cfg.train.epochs, losses="")
 
         def on_epoch(epoch: int, total: int, r: dict):
-            parts = " ".join(f"{k} {r[k]:.3f}" for k in ("total", "ce", "con", "cka", "mi") if r[k] != 0)
+            parts = " ".join(f"{k} {r[k]:.3f}" for k in HISTORY_KEYS if r[k] != 0)
             auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
             bar.update(train_bar, completed=epoch, total=total, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
 

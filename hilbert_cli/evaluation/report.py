@@ -15,19 +15,11 @@ import yaml
 
 from ..atomic import atomic_save, atomic_write_json, atomic_write_text
 from ..learn.config import AUX_LOSSES
-
-DISPLAY = {  # the paper's names for its configurations
-    "transfer": "Transfer (baseline)",
-    "transfer-moe": "Transfer + MoE",
-    "contrastive-moe": "Contrastive + MoE",
-    "hilbert": "HILBERT (DualC + MoE)",
-    "audio-only": "Audio only (transfer)",
-    "text-only": "Text only (transfer)",
-}
-
+from ..learn.registry import display_name as registry_display
 
 def display_name(variant: str) -> str:
-    return DISPLAY.get(variant, variant)
+    """The paper's name of a configuration (learn/registry.py), or the variant's own name (an ablation)."""
+    return registry_display(variant) or variant
 
 
 def _pct(v) -> str:

@@ -20,11 +20,11 @@ from .config import HilbertConfig
 from .data import TaskData, load_task_data, pad_batch
 from ..errors import DataError, HilbertError
 from ..evaluation.folds import inner_split, subject_groups
-from .trainer import FoldPlan, torch_threads, train_folds
+from .trainer import HISTORY_KEYS, FoldPlan, torch_threads, train_folds
 from ..device import resolve_device
 from ..workspace import Workspace
 
-LOSS_COLUMNS = ("epoch", "total", "ce", "con", "cka", "mi", "val_loss", "val_auc", "lr", "seconds")
+LOSS_COLUMNS = ("epoch", *HISTORY_KEYS, "val_loss", "val_auc", "lr", "seconds")
 PREDICT_BATCH = 64  # documents per forward pass at inference
 
 
@@ -208,7 +208,7 @@ def plot_losses(path: Path, history: list[dict], title: str = "", best_epoch: Op
 
     ep = [r["epoch"] for r in history]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for k in ("total", "ce", "con", "cka", "mi", "val_loss"):
+    for k in (*HISTORY_KEYS, "val_loss"):
         vals = [r[k] for r in history]
         if any(v != 0 for v in vals):
             ax.plot(ep, vals, label=k, linestyle="--" if k == "val_loss" else "-")

@@ -28,10 +28,11 @@ from ..errors import DataError
 from .losses import class_weights_for, cross_entropy, total_loss
 from .layers import FoldNoise
 from .model import FoldModel, build_model
+from .registry import LOSS_COLUMNS
 
 EVAL_CHUNK_BYTES = 64 * 2**20  # evaluate folds in chunks so the gathered inputs stay below this
 IMPROVEMENT = 1e-6  # a validation loss must drop by more than this to count as better
-HISTORY_KEYS = ("total", "ce", "con", "cka", "mi")
+HISTORY_KEYS = ("total", "ce", *LOSS_COLUMNS)  # per-epoch means: total, cross-entropy, each auxiliary loss
 
 
 @dataclass
