@@ -415,13 +415,14 @@ def predict(
         console.print(f"\n[bold]{escape(p.file)}[/]: {escape(p.label)} (p = {p.probabilities[p.label]:.3f}); "
                       f"top {len(p.top_segments)} of {len(p.segments)} segments:", highlight=False)
         seg = Table()
-        for col, just in (("time", "left"), ("weight", "right"), ("text", "left")):
+        for col, just in (("time", "left"), ("occlusion", "right"), ("weight", "right"), ("text", "left")):
             seg.add_column(col, justify=just, overflow="fold")
         for s in p.top_segments:
-            seg.add_row(f"{_clock(s.start)}–{_clock(s.end)}", f"{s.weight:.3f}", escape(s.text))
+            seg.add_row(f"{_clock(s.start)}–{_clock(s.end)}", f"{s.occlusion:+.3f}", f"{s.weight:.3f}", escape(s.text))
         console.print(seg)
     if ok:
-        console.print(f"weight = {r.weighting}.", style="dim", highlight=False)
+        console.print(f"occlusion = how much p({'{'}label{'}'}) drops without the segment (segments ranked by it); "
+                      f"weight = {r.weighting}.", style="dim", highlight=False)
     if json_out is not None:
         console.print(f"predictions  {write_json(r, json_out)}", highlight=False)
     if explain_csv is not None:

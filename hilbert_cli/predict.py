@@ -3,7 +3,8 @@
 For every file: segment it with the settings stored in the model (a same-stem transcript beside the
 audio is used, otherwise the audio is transcribed through the workspace's transcript cache), embed it
 with the stored backbones through the workspace's embedding cache (so predicting the same file again
-does no model work), classify, and say which segments weighed most. A file that fails gets one line
+does no model work), classify, and say which segments mattered most (occlusion: how much the predicted class's
+probability drops without the segment, for every configuration; beside it the attention weight). A file that fails gets one line
 and the others still go through.
 
 What a segment's "weight" is, by configuration:
@@ -12,7 +13,7 @@ What a segment's "weight" is, by configuration:
                              text poolings' α_a and α_t go to --explain beside it.
   transfer, transfer-moe,    no attention: these configurations take the plain mean of the frozen segment
   audio-only, text-only      vectors, so every segment weighs exactly 1/S in each modality they use. Their
-                             top segments are then the first three in time, and `weighting` says so.
+                             ranking is by occlusion for every configuration, and `weighting` says so.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ from .workspace import SegmentedDoc, Workspace
 TOP_SEGMENTS = 3  # segments shown per file
 ATTENTION_WEIGHTING = "attention: α_j, the joint attention pooling weight of each segment (sums to 1 over the recording)"
 UNIFORM_WEIGHTING = ("uniform: configuration {name} has no attention and mean-pools the segments, so every segment "
-                     "weighs 1/S; the top segments are the first in time")
-EXPLAIN_COLUMNS = ("file", "index", "start", "end", "weight", "weight_audio", "weight_text", "weight_joint", "source", "text")
+                     "weighs 1/S (the occlusion drop still tells segments apart)")
+EXPLAIN_COLUMNS = ("file", "index", "start", "end", "occlusion", "weight", "weight_audio", "weight_text", "weight_joint",
+                   "source", "text")
 
 # progress(stage, done, total): stage "segment" counts files, "audio" documents, "text" segments
 Progress = Callable[[str, int, int], None]
@@ -56,6 +58,7 @@ class SegmentWeight:
     weight_audio: Optional[float]  # α_a, or 1/S when audio is mean-pooled; None when audio is not used
     weight_text: Optional[float]  # α_t, or 1/S; None when text is not used
     weight_joint: Optional[float]  # α_j; None without joint attention
+    occlusion: float = 0.0  # drop of the predicted class's probability when this segment is left out
 
 
 @dataclass
@@ -69,13 +72,15 @@ class FilePrediction:
 
     @property
     def top_segments(self) -> list[SegmentWeight]:
-        """The TOP_SEGMENTS heaviest segments, heaviest first (ties: earlier first)."""
-        return sorted(self.segments, key=lambda s: (-s.weight, s.index))[:TOP_SEGMENTS]
+        """The TOP_SEGMENTS segments whose removal lowers the predicted class's probability most (ties: the
+        heavier attention weight, then the earlier segment)."""
+        return sorted(self.segments, key=lambda s: (-s.occlusion, -s.weight, s.index))[:TOP_SEGMENTS]
 
     def to_json(self) -> dict:
         return {
             "file": self.file, "label": self.label, "probabilities": dict(self.probabilities),
-            "top_segments": [{"start": s.start, "end": s.end, "text": s.text, "weight": s.weight} for s in self.top_segments],
+            "top_segments": [{"start": s.start, "end": s.end, "text": s.text, "occlusion": s.occlusion, "weight": s.weight}
+                             for s in self.top_segments],
             "n_segments": len(self.segments), "duration": self.duration, "error": self.error,
         }
 
@@ -280,7 +285,8 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
         doc, out = docs[k], outs[k]
         proba = [float(p) for p in out["proba"]]
         w, wa, wt, wj = _weights(out, len(doc.segments), modalities)
-        segments = [SegmentWeight(s.index, s.start, s.end, s.text, s.source, float(w[i]), wa[i], wt[i], wj[i])
+        occ = out["occlusion"]
+        segments = [SegmentWeight(s.index, s.start, s.end, s.text, s.source, float(w[i]), wa[i], wt[i], wj[i], float(occ[i]))
                     for i, s in enumerate(doc.segments)]
         best = max(range(len(proba)), key=proba.__getitem__)
         predictions.append(FilePrediction(str(path), label_names[best], dict(zip(label_names, proba)), segments,
@@ -306,6 +312,6 @@ def write_explain_csv(result: PredictResult, path: str | os.PathLike) -> Path:
     fmt = lambda v: "" if v is None else f"{v:.6g}"  # noqa: E731
     for p in result.predictions:
         for s in p.segments:
-            w.writerow([p.file, s.index, f"{s.start:.3f}", f"{s.end:.3f}", fmt(s.weight), fmt(s.weight_audio),
+            w.writerow([p.file, s.index, f"{s.start:.3f}", f"{s.end:.3f}", fmt(s.occlusion), fmt(s.weight), fmt(s.weight_audio),
                         fmt(s.weight_text), fmt(s.weight_joint), s.source, s.text])
     return atomic_write_text(path, buf.getvalue())

@@ -104,7 +104,12 @@ def test_predictions_match_the_model_and_explain_its_attention(trained):
         assert all(s.weight == s.weight_joint >= 0 for s in p.segments)
         top = p.top_segments
         assert len(top) == min(3, len(p.segments))
-        assert [s.weight for s in top] == sorted((s.weight for s in p.segments), reverse=True)[:len(top)]
+        # ranked by occlusion: the drop of the predicted class's probability without the segment
+        assert [s.occlusion for s in top] == sorted((s.occlusion for s in p.segments), reverse=True)[:len(top)]
+        k = p.top_segments[0].index
+        without = predict_proba(net, [np.delete(A, k, axis=0)], [np.delete(T, k, axis=0)])[0]
+        c = list(p.probabilities).index(p.label)
+        assert p.top_segments[0].occlusion == pytest.approx(p.probabilities[p.label] - without[c], abs=1e-5)
         assert all(0 <= s.start < s.end <= p.duration + 1e-6 for s in p.segments)
     assert r.predictions[0].segments[0].source == "transcript"
     assert r.predictions[1].segments[0].source == "asr"
@@ -137,16 +142,16 @@ def test_cli_folder_json_and_explain(trained, tmp_path):
         assert r["label"] in ("happy", "sad") and sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-6)
         assert 1 <= len(r["top_segments"]) <= 3
         for s in r["top_segments"]:
-            assert set(s) == {"start", "end", "text", "weight"} and s["text"] and 0 <= s["start"] < s["end"]
-        weights = [s["weight"] for s in r["top_segments"]]
-        assert weights == sorted(weights, reverse=True)
+            assert set(s) == {"start", "end", "text", "occlusion", "weight"} and s["text"] and 0 <= s["start"] < s["end"]
+        drops = [s["occlusion"] for s in r["top_segments"]]
+        assert drops == sorted(drops, reverse=True)
     rows = list(csv.DictReader(expl.open()))
     assert tuple(rows[0]) == EXPLAIN_COLUMNS
     assert len(rows) == sum(r["n_segments"] for r in records)
     for rec in records:
         mine = [row for row in rows if row["file"] == rec["file"]]
         assert sum(float(row["weight_text"]) for row in mine) == pytest.approx(1, abs=1e-4)
-        assert max(float(row["weight"]) for row in mine) == pytest.approx(rec["top_segments"][0]["weight"], abs=1e-5)
+        assert max(float(row["occlusion"]) for row in mine) == pytest.approx(rec["top_segments"][0]["occlusion"], abs=1e-5)
 
 
 def test_a_bad_file_fails_alone(trained, tmp_path):
@@ -219,7 +224,8 @@ def test_transfer_models_weigh_segments_uniformly(trained, tmp_path):
     assert r.weight_kind == "uniform" and "text-only" in r.weighting and r.to_json()[0]["weight_kind"] == "uniform"
     assert all(s.weight == pytest.approx(1 / n) and s.weight_text == pytest.approx(1 / n) for s in p.segments)
     assert all(s.weight_audio is None and s.weight_joint is None for s in p.segments)
-    assert [s.index for s in p.top_segments] == list(range(min(3, n)))
+    # uniform weights, but occlusion still ranks the segments
+    assert [s.occlusion for s in p.top_segments] == sorted((s.occlusion for s in p.segments), reverse=True)[:min(3, n)]
 
 
 def test_expand_inputs(tmp_path):
