@@ -67,6 +67,7 @@ class TrainConfig:
     patience: int = 20  # epochs without a better validation loss before stopping
     val_fraction: float = 0.2  # inner validation split for early stopping (0 = no split, train all epochs)
     class_weights: bool = True  # inverse-frequency class weights in the cross-entropy
+    standardize: bool = True  # standardise every input feature with the training documents' mean and sd
     min_epochs: int = 1  # no epoch before this one is kept as the best (early stopping cannot end sooner)
     smoothing: float = 0.0  # early stopping follows an exponential moving average of the validation loss (0 = raw)
     warmup_epochs: int = 0  # learning rate rises linearly over these epochs

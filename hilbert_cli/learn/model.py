@@ -22,11 +22,30 @@ if TYPE_CHECKING:
 
 
 class FoldModel(nn.Module):
-    """What every model shares: F folds, per-fold initialisation and noise, 3-D convenience inputs."""
+    """What every model shares: F folds, per-fold initialisation and noise, input standardisation, 3-D
+    convenience inputs.
 
-    def __init__(self, folds: int):
+    Inputs are standardised per feature with each fold's own training statistics (buffers, set by the
+    trainer from the documents the fold fits on, as scikit-learn's StandardScaler would): frozen features
+    carry a large common mean and very unequal scales, which swamp a small label signal otherwise."""
+
+    def __init__(self, folds: int, d_audio: int, d_text: int):
         super().__init__()
         self.folds = folds
+        self.register_buffer("audio_mean", torch.zeros(folds, d_audio))
+        self.register_buffer("audio_scale", torch.ones(folds, d_audio))
+        self.register_buffer("text_mean", torch.zeros(folds, d_text))
+        self.register_buffer("text_scale", torch.ones(folds, d_text))
+
+    @torch.no_grad()
+    def set_standardisation(self, audio_mean, audio_scale, text_mean, text_scale) -> None:
+        """(F, d) statistics per fold; scales below 1e-6 count as 1 (a constant feature stays constant)."""
+        for name, v in (("audio_mean", audio_mean), ("audio_scale", audio_scale), ("text_mean", text_mean),
+                        ("text_scale", text_scale)):
+            v = torch.as_tensor(v, dtype=getattr(self, name).dtype, device=getattr(self, name).device)
+            if name.endswith("scale"):
+                v = torch.where(v > 1e-6, v, torch.ones_like(v))
+            getattr(self, name).copy_(v)
 
     def reset_parameters(self, generators: Sequence[torch.Generator]) -> None:
         """Initialise fold f from generators[f], module by module in a fixed order (CPU generators)."""
@@ -45,6 +64,8 @@ class FoldModel(nn.Module):
         if A.dim() == 3:  # one fold, no fold axis
             out = self.forward(A.unsqueeze(0), T.unsqueeze(0), mask.unsqueeze(0))
             return {k: v.squeeze(0) for k, v in out.items()}
+        A = (A - self.audio_mean[:, None, None]) / self.audio_scale[:, None, None]
+        T = (T - self.text_mean[:, None, None]) / self.text_scale[:, None, None]
         return self.folded(A, T, mask)
 
     def folded(self, A, T, mask) -> dict:  # pragma: no cover - every model defines it
@@ -66,7 +87,7 @@ class HilbertModel(FoldModel):
     `model.positions` adds Fourier features of each segment's relative position to both inputs."""
 
     def __init__(self, config: "HilbertConfig", d_audio: int, d_text: int, n_classes: int, folds: int = 1):
-        super().__init__(folds)
+        super().__init__(folds, d_audio, d_text)
         m = config.model
         d, F_ = m.d, folds
         self.fusion = m.fusion
@@ -123,7 +144,7 @@ class TransferModel(FoldModel):
     in -> 32 -> 32 (transfer) or the MoE (transfer-moe) -> head."""
 
     def __init__(self, config: "HilbertConfig", d_audio: int, d_text: int, n_classes: int, folds: int = 1):
-        super().__init__(folds)
+        super().__init__(folds, d_audio, d_text)
         m, spec = config.model, config.spec
         self.modalities = tuple(spec.modalities)
         dims = {"audio": d_audio, "text": d_text}

@@ -103,6 +103,9 @@ def train_folds(config, A_list, T_list, y, n_classes: int, plans: Sequence[FoldP
     Y_all = torch.as_tensor(y_np, device=device)
 
     model = build_model(config, A_all.shape[-1], T_all.shape[-1], n_classes, folds=n_folds, seeds=seeds).to(device, dtype)
+    if tc.standardize:
+        model.set_standardisation(*_fold_statistics(A_list, T_list, plans))
+    buffers = dict(model.named_buffers())
     params = FoldParameters(model)
     opt = FoldAdamW(params, tc.lr, tc.weight_decay)
     class_w = torch.stack([class_weights_for(Y_all[torch.as_tensor(p.fit, device=device)], n_classes).to(dtype)
@@ -130,7 +133,7 @@ def train_folds(config, A_list, T_list, y, n_classes: int, plans: Sequence[FoldP
             A, T, M = gather(idx)
             lengths = (M.sum(-1) * smask).amax(-1).tolist()  # each fold's own longest document
             model.set_noise(FoldNoise([noise_gens[f] for f in alive], smask.sum(1).tolist(), lengths))
-            out = functional_call(model, params.views(), (A, T, M))
+            out = functional_call(model, (params.views(), _rows(buffers, alive)), (A, T, M))
             total, parts = fold_losses(out, Y_all[idx], class_w[alive], smask)
             opt.zero_grad()
             total.sum().backward()  # folds are independent: d(sum)/d(params_f) = d(loss_f)/d(params_f)
@@ -143,7 +146,7 @@ def train_folds(config, A_list, T_list, y, n_classes: int, plans: Sequence[FoldP
 
         val_idx, val_mask = _step_indices([plans[f].val for f in alive], device)
         with torch.no_grad():
-            logits = _outputs(model, params.flat.detach(), gather, val_idx)["logits"]
+            logits = _outputs(model, params.flat.detach(), gather, val_idx, buffers=_rows(buffers, alive))["logits"]
             vl = val_ce(logits, Y_all[val_idx], class_w[alive], val_mask).tolist()
         seconds = time.perf_counter() - t0
         stopped, records = [], []
@@ -270,7 +273,24 @@ def pad_batch(A_list, T_list, dtype: torch.dtype = torch.float32):
     return A.to(dtype), T.to(dtype), M
 
 
-def _outputs(model, flat, gather, idx, keys=("logits",)) -> dict:
+def _rows(buffers: dict, folds: list[int]) -> dict:
+    if len(folds) == next(iter(buffers.values())).shape[0]:
+        return buffers
+    index = torch.tensor(folds, dtype=torch.long, device=next(iter(buffers.values())).device)
+    return {k: v.index_select(0, index) for k, v in buffers.items()}
+
+
+def _fold_statistics(A_list, T_list, plans) -> tuple[np.ndarray, ...]:
+    """Per fold: mean and standard deviation of every audio and text feature over the segments of its fit documents."""
+    stats = []
+    for p in plans:
+        a = np.concatenate([np.asarray(A_list[i], dtype=np.float64) for i in p.fit])
+        t = np.concatenate([np.asarray(T_list[i], dtype=np.float64) for i in p.fit])
+        stats.append((a.mean(0), a.std(0), t.mean(0), t.std(0)))
+    return tuple(np.stack(x) for x in zip(*stats))
+
+
+def _outputs(model, flat, gather, idx, keys=("logits",), buffers=None) -> dict:
     """Eval-mode outputs (the given keys, each (F, W, ...)) of the folds in `flat` on (F, W) indices, folds in
     chunks so the gathered inputs stay small."""
     per_fold = idx.shape[1] * gather.A_all.shape[1] * (gather.A_all.shape[2] + gather.T_all.shape[2]) * 4
@@ -278,7 +298,9 @@ def _outputs(model, flat, gather, idx, keys=("logits",)) -> dict:
     views_of = FoldParametersView(model)
     outs: dict[str, list] = {k: [] for k in keys}
     for i in range(0, flat.shape[0], step):
-        out = functional_call(model, views_of(flat[i:i + step]), gather(idx[i:i + step]))
+        bufs = dict(model.named_buffers()) if buffers is None else buffers
+        out = functional_call(model, (views_of(flat[i:i + step]), {k: v[i:i + step] for k, v in bufs.items()}),
+                              gather(idx[i:i + step]))
         for k in keys:
             outs[k].append(out[k])
     return {k: torch.cat(v) for k, v in outs.items()}
