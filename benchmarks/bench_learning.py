@@ -59,14 +59,14 @@ def run_configuration(name: str, A: list, T: list, y: np.ndarray, n_classes: int
 
     `test_fold[i]` is the fold in which document i is tested; `epochs` None keeps the config's
     default; `overrides` are extra config overrides ({"train.val_fraction": 0, ...})."""
-    from hilbert_cli.batched import cross_val_predict_batched
-    from hilbert_cli.config import load_config
-    from hilbert_cli.folds import Folds
+    from hilbert_cli.evaluation.crossval import cross_val_predict
+    from hilbert_cli.evaluation.folds import Folds
+    from hilbert_cli.learn.config import load_config
 
     test_fold = np.asarray(test_fold, dtype=np.int64)
     folds = Folds([str(i) for i in range(len(y))], test_fold, int(test_fold.max()) + 1, seed, False)
     config = load_config(None, {"configuration": name, "train.epochs": epochs, "train.seed": seed, **(overrides or {})})
-    return cross_val_predict_batched(config, A, T, np.asarray(y), n_classes, folds).proba
+    return cross_val_predict(config, A, T, np.asarray(y), n_classes, folds).proba
 
 
 # --- baselines ---------------------------------------------------------------------------------------
