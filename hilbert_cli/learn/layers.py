@@ -44,7 +44,8 @@ class FoldNoise:
             if self.n[f] == 0:  # no documents of this fold in the step: draw nothing (as if it were not here)
                 continue
             shape = (self.n[f], *((self.s[f],) + rest[1:] if seq else rest))
-            keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=g).mul_(scale)
+            # uniform draws compared in place: twice as fast as bernoulli_ on the CPU for these sizes
+            keep = torch.rand(shape, generator=g, dtype=x.dtype, device=x.device).lt_(1.0 - p).mul_(scale)
             if full:
                 parts.append(keep)
             else:
