@@ -38,7 +38,8 @@ def _sequential(cfg, A, T, y, folds, groups=None, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("configuration", ["hilbert", "transfer-moe", "contrastive-moe"])
-@pytest.mark.parametrize("stopping", [{"train.epochs": 4}, {"train.epochs": 25, "train.patience": 2, "train.lr": 0.01}],
+@pytest.mark.parametrize("stopping", [{"train.epochs": 4}, {"train.epochs": 25, "train.patience": 2, "train.lr": 0.01,
+                                       "train.val_fraction": 0.2, "train.lr_schedule": "constant", "train.smoothing": 0.3}],
                          ids=["all-epochs", "early-stop"])
 def test_folds_together_equal_each_fold_alone_in_float64_with_dropout(configuration, stopping):
     A, T, y = _docs()

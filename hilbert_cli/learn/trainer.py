@@ -207,16 +207,11 @@ class FoldParameters:
     tensor with its own step count."""
 
     def __init__(self, model: torch.nn.Module):
-        named = list(model.named_parameters())
-        self.names = [k for k, _ in named]
-        self.shapes = [tuple(v.shape[1:]) for _, v in named]
-        self.sizes = [math.prod(s) for s in self.shapes]
-        self.flat = torch.cat([v.detach().reshape(v.shape[0], -1) for _, v in named], dim=1).requires_grad_(True)
+        self.layout = ParameterLayout(model)
+        self.flat = torch.cat([v.detach().reshape(v.shape[0], -1) for v in model.parameters()], dim=1).requires_grad_(True)
 
     def views(self, flat: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-        flat = self.flat if flat is None else flat
-        parts = flat.split(self.sizes, dim=1)
-        return {k: t.view(flat.shape[0], *shape) for k, t, shape in zip(self.names, parts, self.shapes)}
+        return self.layout(self.flat if flat is None else flat)
 
     @torch.no_grad()
     def load_into(self, model: torch.nn.Module, flat: torch.Tensor) -> None:
@@ -295,7 +290,7 @@ def _outputs(model, flat, gather, idx, keys=("logits",), buffers=None) -> dict:
     chunks so the gathered inputs stay small."""
     per_fold = idx.shape[1] * gather.A_all.shape[1] * (gather.A_all.shape[2] + gather.T_all.shape[2]) * 4
     step = max(1, EVAL_CHUNK_BYTES // max(1, per_fold))
-    views_of = FoldParametersView(model)
+    views_of = ParameterLayout(model)
     outs: dict[str, list] = {k: [] for k in keys}
     for i in range(0, flat.shape[0], step):
         bufs = dict(model.named_buffers()) if buffers is None else buffers
@@ -306,8 +301,9 @@ def _outputs(model, flat, gather, idx, keys=("logits",), buffers=None) -> dict:
     return {k: torch.cat(v) for k, v in outs.items()}
 
 
-class FoldParametersView:
-    """views(flat) for a model without keeping a flat copy of its parameters."""
+class ParameterLayout:
+    """Where each of a fold model's parameters lies in a flat (F, P) tensor: `layout(flat)` gives the per-name
+    (F, *shape) views that functional_call takes."""
 
     def __init__(self, model):
         named = list(model.named_parameters())
