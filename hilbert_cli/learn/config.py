@@ -39,8 +39,8 @@ class ModelConfig:
     expert_hidden: tuple[int, ...] = (32, 32)  # each expert: 3d -> 32 -> 32 (paper)
     top_k: Optional[int] = None  # None = dense softmax gate (paper); k = keep the k largest gates
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
-    fusion: str = "aligned"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
-    positions: int = 4  # Fourier frequencies of each segment's relative position added to the inputs (0 = none)
+    fusion: str = "residual"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
+    positions: int = 0  # Fourier frequencies of each segment's relative position added to the inputs (0 = none)
 
 
 @dataclass
@@ -50,7 +50,7 @@ class LossConfig:
     # on small data (demo corpus, seed 1, 24-fold CV: hilbert 70.7 spectrum AUC, below audio-only 79.7);
     # these values gave 97.6 / 98.6 / 100 on spectrum / mood / prosody there (README: "Defaults").
     lambda_con: float = 0.1
-    lambda_cka: float = 1.0
+    lambda_cka: float = 0.1
     lambda_mi: float = 0.1
     temperature: float = 0.5  # τ of the contrastive losses (0.1 -> 86.5 spectrum AUC, 0.5 -> 87.2, at lr 3e-3)
     temperature_mi: float = 0.5  # τ_mi of the InfoNCE critic
