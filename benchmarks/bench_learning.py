@@ -201,7 +201,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     tasks = parse_list(args.tasks, MECHANISMS, "tasks")
-    from hilbert_cli.config import CONFIGURATIONS
+    from hilbert_cli.learn.config import CONFIGURATIONS
     configs = parse_list(args.configs, list(CONFIGURATIONS), "configs")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if args.quick and args.epochs is None:

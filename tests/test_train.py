@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 DA, DT = 16, 12
-FAST = {"model.d": 16, "model.heads": 2, "model.d_z": 16, "train.epochs": 3, "train.batch_size": 8}
+FAST = {"model.d": 16, "model.heads": 2, "model.d_z": 16, "train.epochs": 3, "train.batch_size": 8, "train.val_fraction": 0.2}
 
 
 def cfg(name="hilbert", **over):
@@ -38,7 +38,7 @@ def test_fit_separates_planted_signal():
     auc = roc_auc(y[80:], predict_proba(res.model, A[80:], T[80:]))
     assert auc > 0.85, auc
     h = res.history
-    assert h[res.best_epoch - 1]["val_loss"] == min(r["val_loss"] for r in h)
+    assert h[res.best_epoch - 1]["val_loss"] == pytest.approx(min(r["val_loss"] for r in h), abs=1e-5)  # gains < 1e-6 do not count
     assert h[-1]["total"] < h[0]["total"]  # the training loss went down
     assert {"total", "ce", "con", "cka", "mi", "val_loss", "val_auc"} <= set(h[0])
 
