@@ -3,14 +3,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from hilbert_cli.evaluation import crossval as crossval_mod
 from hilbert_cli.features import embed
 from hilbert_cli.learn.config import load_config
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.evaluation.grid import ablation_name, evaluate, parse_ablations, variant_configs
+from hilbert_cli.evaluation.grid import evaluate, parse_ablations, variant_configs
 from hilbert_cli.evaluation.folds import inner_split, make_folds, subject_groups
 from hilbert_cli.evaluation.metrics import roc_auc
 from hilbert_cli.workspace import Manifest, Workspace

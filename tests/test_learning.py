@@ -2,7 +2,6 @@
 point at the segments that carry the label: joint attention and occlusion on the needle task."""
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
 from hilbert_cli import HilbertClassifier

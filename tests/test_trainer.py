@@ -10,7 +10,7 @@ from hilbert_cli.evaluation.crossval import cross_val_predict, plan_folds
 from hilbert_cli.evaluation.folds import make_folds
 from hilbert_cli.learn.config import CONFIGURATIONS, load_config
 from hilbert_cli.learn.data import synthetic_embeddings
-from hilbert_cli.learn.trainer import FoldPlan, fold_seeds, predict_folds, train_folds
+from hilbert_cli.learn.trainer import fold_seeds, predict_folds, train_folds
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

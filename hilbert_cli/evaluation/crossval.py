@@ -15,7 +15,7 @@ import torch
 
 from ..device import resolve_device
 from ..errors import ConfigError, DataError
-from ..learn.config import HilbertConfig, PAPER_CONFIGURATIONS, load_config
+from ..learn.config import HilbertConfig, PAPER_CONFIGURATIONS
 from ..learn.data import encode_labels, label_order
 from ..learn.trainer import FoldPlan, fold_seeds, predict_folds, torch_threads, train_folds
 from .folds import Folds, inner_split, make_folds

@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 import yaml
 
-from ..errors import ConfigError, HilbertError
-from .registry import CONFIGURATIONS, LOSSES, PAPER_CONFIGURATIONS, Configuration, aux_terms, configuration, loss_names
+from ..errors import ConfigError
+from .registry import LOSSES, Configuration, aux_terms, configuration, loss_names
+from .registry import CONFIGURATIONS, PAPER_CONFIGURATIONS  # noqa: F401 (re-exported: the names callers know)
 
 AUX_LOSSES = tuple(LOSSES)  # the auxiliary losses' names, in canonical order
 
