@@ -17,7 +17,7 @@ from ..device import resolve_device
 from ..errors import ConfigError, DataError
 from ..learn.config import HilbertConfig, PAPER_CONFIGURATIONS
 from ..learn.data import encode_labels, label_order
-from ..learn.trainer import FoldPlan, fold_seeds, predict_folds, torch_threads, train_folds
+from ..learn.trainer import FoldPlan, fold_seeds, torch_threads, train_folds
 from .folds import Folds, inner_split, make_folds
 from .metrics import roc_auc
 
@@ -55,10 +55,9 @@ def cross_val_predict(config: HilbertConfig, A_list, T_list, y, n_classes: int, 
     with torch_threads(threads):
         r = train_folds(config, A_list, T_list, y_np, n_classes, plans, seeds, device=resolve_device(device),
                         dtype=dtype, progress=on_epoch)
-        outs = predict_folds(r.model, A_list, T_list, [p.test for p in plans])
     proba = np.zeros((len(y_np), n_classes))
-    for p, o in zip(plans, outs):
-        proba[p.test] = torch.softmax(o["logits"].double(), -1).numpy()
+    for p, logits in zip(plans, r.test_logits):
+        proba[p.test] = torch.softmax(logits.double(), -1).numpy()
     return CVResult(proba, r.best_epoch, r.epochs_run, r.history)
 
 

@@ -1,8 +1,10 @@
 """Training one model: `fit` on arrays, `train_task` on a workspace task (writes model.pt and friends).
 
-fit: AdamW on L = L_ce + λ_con L_con + λ_cka L_cka + λ_mi L_mi (losses.total_loss), inverse-frequency
-class weights, early stopping on an inner validation split (folds.inner_split: stratified, grouped
-by subject), the weights of the best validation epoch kept. Seeded and deterministic on CPU.
+fit: the one training loop (trainer.train_folds) with one fold: AdamW on L = L_ce + Σ λ_k L_k
+(losses.total_loss), inverse-frequency class weights, the learning-rate schedule and stopping rule of
+config.train (by default every epoch runs; with train.val_fraction > 0, early stopping on an inner
+validation split, stratified and grouped by subject), the weights of the best epoch kept. Seeded and
+deterministic on CPU.
 """
 from __future__ import annotations
 

@@ -50,6 +50,7 @@ class FoldsFit:
     epochs_run: list[int]
     history: list[list[dict]]  # per fold, per epoch
     class_weights: list[Optional[list[float]]]
+    test_logits: list[torch.Tensor] = field(default_factory=list)  # per fold: eval-mode logits of plans[f].test (CPU)
 
 
 @contextmanager
@@ -180,8 +181,14 @@ def train_folds(config, A_list, T_list, y, n_classes: int, plans: Sequence[FoldP
 
     params.load_into(model, best)
     model.eval()
+    test_logits = []
+    if any(len(p.test) for p in plans):  # predicted here, on the inputs already padded on the device
+        test_idx, _ = _step_indices([p.test for p in plans], device)
+        with torch.no_grad():
+            logits = _outputs(model, best, gather, test_idx, buffers=buffers)["logits"]
+        test_logits = [logits[f, :len(p.test)].cpu() for f, p in enumerate(plans)]
     cws = [class_w[f].tolist() if tc.class_weights else None for f in range(n_folds)]
-    return FoldsFit(model, best_epoch, epochs_run, history, cws)
+    return FoldsFit(model, best_epoch, epochs_run, history, cws, test_logits)
 
 
 @torch.no_grad()
