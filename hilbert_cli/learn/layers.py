@@ -34,23 +34,29 @@ class FoldNoise:
     def mask(self, x: torch.Tensor, p: float, seq: bool) -> torch.Tensor:
         """A keep-mask scaled by 1/(1-p), shaped like x; fold f's part drawn as (n[f], s[f] or x.shape[2], ...)."""
         rest = tuple(x.shape[2:])
-        scale = 1.0 / (1.0 - p)
-        out = None
         full = all(n == x.shape[1] and (not seq or s == x.shape[2]) for n, s in zip(self.n, self.s))
-        if not full:
-            out = x.new_zeros(x.shape)
-        parts = []
+        keep = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
         for f, g in enumerate(self.generators):
             if self.n[f] == 0:  # no documents of this fold in the step: draw nothing (as if it were not here)
                 continue
             shape = (self.n[f], *((self.s[f],) + rest[1:] if seq else rest))
-            # uniform draws compared in place: twice as fast as bernoulli_ on the CPU for these sizes
-            keep = torch.rand(shape, generator=g, dtype=x.dtype, device=x.device).lt_(1.0 - p).mul_(scale)
-            if full:
-                parts.append(keep)
-            else:
-                out[(f, slice(0, shape[0])) + ((slice(0, shape[1]),) if seq else ())] = keep
-        return torch.stack(parts) if full else out
+            part = keep[f] if full else keep[(f, slice(0, shape[0])) + ((slice(0, shape[1]),) if seq else ())]
+            part.copy_(keep_bits(shape, 1.0 - p, g, x.device))
+        return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+BITS_PER_DRAW = 16  # a keep decision compares 16 random bits with the keep probability (resolution 2^-16)
+
+
+def keep_bits(shape: tuple, keep: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Bernoulli(keep) booleans of `shape` from `generator`: one 64-bit draw gives four 16-bit uniforms, a
+    quarter of the generator calls of torch.rand (the mask drawing was the largest cost of a CV step on CPU)."""
+    n = 1
+    for v in shape:
+        n *= int(v)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2 ** 63, None, generator=generator)
+    threshold = round(keep * 2 ** BITS_PER_DRAW) - 2 ** (BITS_PER_DRAW - 1)  # int16 chunks are uniform on [-2^15, 2^15)
+    return (words.view(torch.int16)[:n] < threshold).view(shape)
 
 
 class FoldModule(nn.Module):
