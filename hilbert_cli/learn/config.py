@@ -66,7 +66,7 @@ class TrainConfig:
     batch_size: int = 16  # small data needs optimiser steps: tens of documents give only a few per epoch
     patience: int = 20  # epochs without a better validation loss before stopping
     val_fraction: float = 0.0  # inner validation split for early stopping (0 = no split: the epochs run out, the last best training loss kept)
-    class_weights: bool = True  # inverse-frequency class weights in the cross-entropy
+    class_weights: bool = False  # inverse-frequency class weights in the cross-entropy (README, "Method": off by default)
     standardize: bool = True  # standardise every input feature with the training documents' mean and sd
     min_epochs: int = 1  # no epoch before this one is kept as the best (early stopping cannot end sooner)
     smoothing: float = 0.0  # early stopping follows an exponential moving average of the validation loss (0 = raw)
