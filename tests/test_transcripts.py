@@ -316,12 +316,15 @@ def test_srt_prefixes_entities_ass_tags_labels_and_hidden_cues(tmp_path):
     assert len(t.warnings) == 1 and "1 zero-length cue(s) dropped" in t.warnings[0] and "6.000 s" in t.warnings[0]
 
 
-def test_capitalised_names_need_two_turns_to_be_speakers(tmp_path):
+def test_capitalised_names_are_speakers_only_in_a_file_of_turns(tmp_path):
     p = tmp_path / "a.srt"
     p.write_text("1\n00:00:01,000 --> 00:00:02,000\nMary: hi\n\n2\n00:00:02,000 --> 00:00:03,000\nTom: hello\n\n"
                  "3\n00:00:03,000 --> 00:00:04,000\nMary: how are you\n")
+    # Mary leads two lines, so the file is one of turns, and Tom (once) is a speaker too
     assert [(c.text, c.speaker) for c in read_transcript(p).cues] == [
-        ("hi", "Mary"), ("Tom: hello", "Mary"), ("how are you", "Mary")]  # Tom speaks once: could be prose
+        ("hi", "Mary"), ("hello", "Tom"), ("how are you", "Mary")]
+    p.write_text("1\n00:00:01,000 --> 00:00:02,000\nMary: hi\n\n2\n00:00:02,000 --> 00:00:03,000\nthen we left\n")
+    assert [(c.text, c.speaker) for c in read_transcript(p).cues] == [("Mary: hi", None), ("then we left", None)]
 
 
 @pytest.mark.parametrize("fmt,line", [("srt", "00:00:07,000 --> 00:00:11:890"), ("vtt", "00:00:07.000 --> 00:00:11"),

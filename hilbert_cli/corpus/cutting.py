@@ -10,7 +10,7 @@ turns stay apart), and return (start, end, text, speaker) spans sorted by start.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .align import spread_words
 from .asr import Word

@@ -27,7 +27,7 @@ from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
 from .reading import Document, read_corpus
 from ..errors import HilbertError
-from .transcripts import TRANSCRIPT_EXTENSIONS, Cue, read_transcript
+from .transcripts import TRANSCRIPT_EXTENSIONS, read_transcript
 from ..workspace import Manifest, Segment, SegmentedDoc, Workspace
 
 STRATEGIES = ("auto", "cues", "fixed")

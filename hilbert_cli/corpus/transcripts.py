@@ -34,7 +34,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import DataError, HilbertError
 
@@ -169,7 +169,7 @@ NOT_SPEAKERS = frozenset(  # words that lead a sentence of prose with a colon
     "source re fyi todo title date time location place translation transcript transcription comment comments "
     "also then so and but well yes no ok okay now here there this that remember reminder step".split()
 )
-MIN_NAME_USES = 2  # a plain capitalised name ("Mary:") counts as a speaker only if it leads this many lines
+MIN_NAME_USES = 2  # lines a capitalised name ("Mary:") must lead to show that a file marks turns by name
 
 
 def speaker_prefix(line: str) -> tuple[str, str] | None:
@@ -198,13 +198,15 @@ def _is_sure_speaker(name: str) -> bool:
 
 def accepted_speakers(lines: Iterable[str]) -> set[str]:
     """The prefixes of `lines` taken as speakers: known, numbered and capitals names always; a
-    capitalised name only when it leads at least MIN_NAME_USES lines (one "Mary: ..." could be prose)."""
+    capitalised name when it leads at least MIN_NAME_USES lines, or once in a file whose turns are
+    already marked by other names (one "Mary: ..." in prose could be a sentence)."""
     counts: dict[str, int] = {}
     for line in lines:
         found = speaker_prefix(_line_start(line))
         if found:
             counts[found[0]] = counts.get(found[0], 0) + 1
-    return {n for n, k in counts.items() if _is_sure_speaker(n) or k >= MIN_NAME_USES}
+    sure = {n for n, k in counts.items() if _is_sure_speaker(n) or k >= MIN_NAME_USES}
+    return set(counts) if sure else set()
 
 
 def _line_start(line: str) -> str:
@@ -369,11 +371,12 @@ TIER_LEVEL_WORDS = {
                        "pause pauses silence silences task tasks gesture gestures marker markers prosody accent "
                        "accents info code codes coding".split()),
     "phones": frozenset("phone phones phoneme phonemes phon phn phonetic segment segments seg syllable syllables "
-                        "syl syll mau pho sampa ipa arpabet".split()),
+                        "syl syll mas kan pho sampa ipa arpabet".split()),  # MAUS: MAS syllables, KAN phonemic words
     "words": frozenset("word words wrd wrds ortho orthography orthographic ort token tokens lexical".split()),
     "utterances": frozenset("transcription transcript trans trn utterance utterances utt utts sentence sentences "
                             "phrase phrases text turn turns ipu ipus speech chunk chunks".split()),
 }
+TIER_NAME_NOISE = frozenset({"mau"})  # words in a tier name that are neither a level nor a speaker (WebMAUS "ORT-MAU")
 TIER_NAME_SPLIT = re.compile(r"[\s\-_:/|().\[\]]+")
 PHONE_LABEL_CHARS = 3  # a phone label: one token of at most this many characters ("ə", "AH0", "tS")
 PHONE_SHORT_SHARE = 0.9  # of a phone tier's labels that are that short
@@ -415,10 +418,12 @@ def _parse_textgrid(path: Path) -> list[_Tier]:
         raise _bad(path, "a binary TextGrid; save it from Praat as a text file")
     if len(values) < 2 or values[0] not in TEXTGRID_FILE_TYPES or values[1] != "TextGrid":
         raise _bad(path, "not a Praat text TextGrid (expected 'File type = \"ooTextFile\"')")
+    if len(values) > 4 and values[4] == "absent":
+        raise _bad(path, "the TextGrid has no tiers")
     tiers = []
     try:
         if values[4] != "exists":
-            raise _bad(path, "the TextGrid has no tiers")
+            raise ValueError
         n_tiers, pos = int(values[5]), 6
         for _ in range(n_tiers):
             kind, name, xmax, n = values[pos], values[pos + 1], float(values[pos + 3]), int(values[pos + 4])
@@ -446,7 +451,8 @@ def tier_speaker_and_level(name: str) -> tuple[str | None, str | None]:
     ("Mary", "words"); "words" -> (None, "words"); "Interviewer" -> ("Interviewer", None)."""
     parts = [p for p in TIER_NAME_SPLIT.split(name.strip()) if p]
     level = next((lv for lv, vocab in TIER_LEVEL_WORDS.items() for p in parts if p.casefold() in vocab), None)
-    rest = [p for p in parts if not any(p.casefold() in vocab for vocab in TIER_LEVEL_WORDS.values())]
+    rest = [p for p in parts if p.casefold() not in TIER_NAME_NOISE
+            and not any(p.casefold() in vocab for vocab in TIER_LEVEL_WORDS.values())]
     return (" ".join(rest) or None), level
 
 
