@@ -154,6 +154,11 @@ def test_segments_keep_their_speaker_and_old_workspaces_load(tmp_path, strategy)
     for seg in old["segments"]:
         del seg["speaker"]
     assert {s.speaker for s in SegmentedDoc.from_json(old).segments} == {None}
+    # one segmented by the readers before speakers (no reader version in its settings) is read again
+    del old["settings"]["transcript_reader"]
+    ws.segments_path("A").write_text(json.dumps(old))
+    r = segment_corpus(corpus, ws, SegmentSettings(strategy=strategy, target_words=40, window=10.0))
+    assert [d.status for d in r.documents] == ["segmented"] and ws.load_doc("A").segments[0].speaker == "I"
 
 
 class EchoASR:

@@ -34,6 +34,7 @@ STRATEGIES = ("auto", "cues", "fixed")
 CUE_TOLERANCE = 0.5  # seconds a cue may run past the end of the audio before it is an error
 LOW_MATCH = 0.5  # warn when fewer aligned transcript words than this were heard by the ASR
 PAPER_WORDS, PAPER_SECONDS = 17, 6.47  # the paper corpus's mean segment
+TRANSCRIPT_READER_VERSION = 2  # 2: speakers, TextGrid tier choice, text cleaning
 
 
 @dataclass
@@ -196,9 +197,12 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
 
 
 def _transcript_key(doc: Document) -> dict:
+    """What a document's segments depend on besides the audio and settings: its transcript file and
+    the version of the readers (a document segmented by older readers is read again)."""
     if doc.transcript is None:
         return {"transcript": None, "transcript_sha256": None}
-    return {"transcript": doc.transcript.name, "transcript_sha256": file_sha256(doc.transcript)}
+    return {"transcript": doc.transcript.name, "transcript_sha256": file_sha256(doc.transcript),
+            "transcript_reader": TRANSCRIPT_READER_VERSION}
 
 
 def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
