@@ -149,6 +149,8 @@ def segment(
     max_seconds: float = typer.Option(15.0, "--max-seconds", help="auto: no segment longer than this (seconds)."),
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
+    tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
+                                       help="TextGrids: read these tiers, one speaker each (default: each speaker's word tier, never a phone tier)."),
     allow_download: bool = AllowDownloadOpt,
     device: str = DeviceOpt,
     workspace: Optional[Path] = WorkspaceOpt,
@@ -165,7 +167,7 @@ def segment(
     from .workspace import Workspace
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
-    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr)
+    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, tier=tier)
     ws = Workspace(workspace)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:

@@ -30,6 +30,7 @@ class Segment:
     end: float  # seconds
     text: str
     source: str  # where the text came from: "transcript", "asr", "transcript+asr-timing", ...
+    speaker: str | None = None  # who speaks, when the transcript says (None in workspaces from before speakers)
 
     @property
     def n_words(self) -> int:

@@ -10,11 +10,13 @@ from hilbert_cli.corpus import asr as asr_mod
 from hilbert_cli.corpus.align import align_words, normalise
 from hilbert_cli.corpus.asr import Word, load_asr, transcribe_cached
 from hilbert_cli.cli import app
-from hilbert_cli.corpus.cutting import auto_spans, cue_words, fixed_spans
+from hilbert_cli.corpus import segment as segment_mod
+from hilbert_cli.corpus.cutting import (auto_spans, auto_spans_by_speaker, cue_word_speakers, cue_words, fixed_spans,
+                                        fixed_spans_by_speaker, speaker_runs)
 from hilbert_cli.errors import HilbertError
 from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus, segment_recording
 from hilbert_cli.corpus.transcripts import Cue
-from hilbert_cli.workspace import Workspace
+from hilbert_cli.workspace import SegmentedDoc, Workspace
 
 from test_corpus import write_audio, write_cues  # tests/ is on sys.path under pytest
 
@@ -106,6 +108,113 @@ def test_cue_words_spread_inside_each_cue():
 def test_settings_are_checked(kw, match):
     with pytest.raises(HilbertError, match=match):
         SegmentSettings(**kw)
+
+
+# --- speakers ----------------------------------------------------------------------------------
+OVERLAP = [Cue(0.0, 4.0, "how are you doing today", "I"), Cue(3.0, 6.0, "fine thanks very well", "P"),
+           Cue(6.5, 8.0, "and you?", "P")]
+
+
+def test_overlapping_turns_of_two_speakers_are_never_merged():
+    words, ends = cue_words(OVERLAP)
+    speakers = cue_word_speakers(OVERLAP)
+    assert speaker_runs(speakers) == [(0, 5), (5, 11)]
+    spans = auto_spans_by_speaker(words, speakers, target_words=40, max_seconds=60, cue_ends=ends)
+    assert [(s, round(e, 3), t, sp) for s, e, t, sp in spans] == [
+        (0.0, 4.0, "how are you doing today", "I"), (3.0, 8.0, "fine thanks very well and you?", "P")]
+    assert auto_spans(words, 40, 60, ends)[0][2].split() == [w.text for w in words]  # what it was: one segment
+
+
+def test_fixed_windows_split_at_speaker_changes():
+    words, _ = cue_words(OVERLAP)
+    spans = fixed_spans_by_speaker(words, cue_word_speakers(OVERLAP), window=10.0, duration=9.0)
+    assert [(s, round(e, 3), sp) for s, e, _, sp in spans] == [(0.0, 4.0, "I"), (3.0, 8.0, "P")]
+    one = fixed_spans_by_speaker(words, [None] * len(words), window=5.0, duration=9.0)
+    assert one == [(s, e, t, None) for s, e, t in fixed_spans(words, 5.0, 9.0)]  # no speakers: as before
+
+
+@pytest.mark.parametrize("strategy", ["auto", "cues", "fixed"])
+def test_segments_keep_their_speaker_and_old_workspaces_load(tmp_path, strategy):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_audio(corpus / "A.wav", seconds=9.0)
+    (corpus / "A.json").write_text(json.dumps(
+        [{"start": c.start, "end": c.end, "text": c.text, "speaker": c.speaker} for c in OVERLAP]
+        + [{"start": 8.5, "end": 8.5, "text": "hidden"}]))
+    ws = Workspace(tmp_path / "ws")
+    r = segment_corpus(corpus, ws, SegmentSettings(strategy=strategy, target_words=40, window=10.0))
+    assert not r.failed
+    assert any("A.json: 1 zero-length cue(s) dropped" in w for w in r.warnings)
+    segs = ws.load_doc("A").segments
+    by_speaker = {sp: " ".join(s.text for s in segs if s.speaker == sp) for sp in ("I", "P")}
+    assert by_speaker == {"I": "how are you doing today", "P": "fine thanks very well and you?"}
+    assert all(s.speaker in ("I", "P") for s in segs) and len(segs) == (3 if strategy == "cues" else 2)
+    # a segment file written before speakers existed still loads
+    old = json.loads(ws.segments_path("A").read_text())
+    for seg in old["segments"]:
+        del seg["speaker"]
+    assert {s.speaker for s in SegmentedDoc.from_json(old).segments} == {None}
+    # one segmented by the readers before speakers (no reader version in its settings) is read again
+    del old["settings"]["transcript_reader"]
+    ws.segments_path("A").write_text(json.dumps(old))
+    r = segment_corpus(corpus, ws, SegmentSettings(strategy=strategy, target_words=40, window=10.0))
+    assert [d.status for d in r.documents] == ["segmented"] and ws.load_doc("A").segments[0].speaker == "I"
+
+
+class EchoASR:
+    """Hears exactly the words it is given, 0.4 s each."""
+    identity = "echo:1"
+
+    def __init__(self, words):
+        self.words = words
+
+    def transcribe(self, audio, progress=None):
+        return [Word(0.5 + 0.45 * i, 0.9 + 0.45 * i, w) for i, w in enumerate(self.words)]
+
+
+def test_plain_transcript_speakers_survive_alignment(tmp_path, monkeypatch):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_audio(corpus / "A.wav", seconds=8.0)
+    (corpus / "A.txt").write_text("INTERVIEWER: How are you?\nPARTICIPANT: Fine thanks,\nnot bad at all.\n"
+                                  "INTERVIEWER: Good.\n")
+    heard = "how are you fine thanks not bad at all good".split()
+    monkeypatch.setattr(segment_mod, "load_asr", lambda *a, **k: EchoASR(heard))
+    ws = Workspace(tmp_path / "ws")
+    r = segment_corpus(corpus, ws, SegmentSettings(target_words=40), allow_download=False)
+    assert not r.failed, r.problems
+    segs = ws.load_doc("A").segments
+    assert [(s.text, s.speaker) for s in segs] == [
+        ("How are you?", "INTERVIEWER"), ("Fine thanks, not bad at all.", "PARTICIPANT"), ("Good.", "INTERVIEWER")]
+    assert segs[0].source == "transcript+asr-timing" and segs[1].start == pytest.approx(0.5 + 0.45 * 3)
+
+
+def test_tier_setting_and_cli_option(tmp_path):
+    from test_transcripts import THREE_TIERS, textgrid
+
+    assert SegmentSettings(tier=" Interviewer , words ").tier == ["Interviewer", "words"]
+    assert SegmentSettings(tier="").tier is None and SegmentSettings(tier=["a,b"]).tier == ["a", "b"]
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_audio(corpus / "A.wav", seconds=6.0)
+    (corpus / "A.TextGrid").write_bytes(textgrid(THREE_TIERS, 6, short=True).encode("utf-16"))
+    runner, ws = CliRunner(), tmp_path / "ws"
+    res = runner.invoke(app, ["segment", str(corpus), "-w", str(ws), "--strategy", "cues"])
+    assert res.exit_code == 0, res.output
+    assert "used 'words', 'Interviewer'" in " ".join(res.output.split())  # the warning names the tiers used
+    segs = Workspace(ws).load_doc("A").segments
+    assert [(s.text, s.speaker) for s in segs][:2] == [("How are you feeling today?", "Interviewer"), ("I", None)]
+    assert "ə" not in " ".join(s.text for s in segs)
+
+    res = runner.invoke(app, ["segment", str(corpus), "-w", str(ws), "--strategy", "cues", "--tier", "Interviewer"])
+    assert res.exit_code == 0, res.output
+    assert [(s.text, s.speaker) for s in Workspace(ws).load_doc("A").segments] == [("How are you feeling today?", "Interviewer")]
+    assert Workspace(ws).load_manifest().segmentation["tier"] == ["Interviewer"]
+
+    res = runner.invoke(app, ["segment", str(corpus), "-w", str(ws), "--tier", "Participant"])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "A.TextGrid: no tier named 'Participant'; its tiers are 'phones', 'words', 'Interviewer'" in out
 
 
 # --- ASR specs and cache ----------------------------------------------------------------------

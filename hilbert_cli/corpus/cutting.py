@@ -4,9 +4,13 @@
          under a maximum duration, never cutting a word (dynamic programming over cut points)
   cues   the timed transcript's cues as given (manual segmentation)
   fixed  consecutive windows of N seconds; each word goes to the window holding its midpoint
-Each returns a list of (start, end, text) spans in seconds.
+Each returns a list of (start, end, text) spans in seconds. The `*_by_speaker` forms cut each run
+of one speaker's consecutive words on its own, so that no segment holds two speakers (overlapping
+turns stay apart), and return (start, end, text, speaker) spans sorted by start.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from .align import spread_words
 from .asr import Word
@@ -86,3 +90,54 @@ def cue_words(cues: list[Cue]) -> tuple[list[Word], set[int]]:
             words += spread_words(tokens, c.start, c.end)
             ends.add(len(words) - 1)
     return words, ends
+
+
+def cue_word_speakers(cues: list[Cue]) -> list[str | None]:
+    """The speaker of each word `cue_words` makes of `cues`."""
+    return [c.speaker for c in cues for _ in c.text.split()]
+
+
+def speaker_runs(speakers: Sequence[str | None]) -> list[tuple[int, int]]:
+    """Index ranges [i, j) of consecutive words of one speaker (None, "not said", is a speaker too)."""
+    runs, i = [], 0
+    for j in range(1, len(speakers) + 1):
+        if j == len(speakers) or speakers[j] != speakers[i]:
+            runs.append((i, j))
+            i = j
+    return runs
+
+
+def _in_time_order(spans: list[tuple[float, float, str, str | None]], n_runs: int):
+    """Spans of several speaker runs sorted by start (overlapping turns interleave); one run's are already in order."""
+    return sorted(spans, key=lambda s: (s[0], s[1])) if n_runs > 1 else spans
+
+
+def auto_spans_by_speaker(words: list[Word], speakers: Sequence[str | None], target_words: int,
+                          max_seconds: float, cue_ends: set[int] = frozenset()):
+    """`auto_spans` over each speaker run, with a cut wherever the speaker changes."""
+    spans, runs = [], speaker_runs(speakers)
+    for i, j in runs:
+        ends = {k - i for k in cue_ends if i <= k < j}
+        spans += [(s, e, t, speakers[i]) for s, e, t in auto_spans(words[i:j], target_words, max_seconds, ends)]
+    return _in_time_order(spans, len(runs))
+
+
+def fixed_spans_by_speaker(words: list[Word], speakers: Sequence[str | None], window: float, duration: float):
+    """`fixed_spans` over each speaker run. With one run the windows are as `fixed_spans` gives them;
+    with several, each run's windows are narrowed to the run's own words (two speakers' segments
+    share no more of the audio than their words do)."""
+    runs = speaker_runs(speakers)
+    if len(runs) <= 1:
+        return [(s, e, t, speakers[0] if speakers else None) for s, e, t in fixed_spans(words, window, duration)]
+    spans = []
+    for i, j in runs:
+        lo, hi = words[i].start, max(w.end for w in words[i:j])
+        for s, e, t in fixed_spans(words[i:j], window, duration):
+            s, e = max(s, lo), min(e, hi)
+            spans.append((s, max(e, s + MIN_SPAN), t, speakers[i]))
+    return _in_time_order(spans, len(runs))
+
+
+def cue_spans_with_speaker(cues: list[Cue]):
+    """`cue_spans` with each cue's speaker (cues are never merged)."""
+    return [(s, e, t, c.speaker) for (s, e, t), c in zip(cue_spans(cues), cues)]

@@ -4,7 +4,8 @@ Per document: load the audio (16 kHz mono), then get timed words from
   - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR;
   - a plain .txt transcript: ASR word timings, with the transcript's words aligned onto them;
   - no transcript: ASR words;
-and cut them with a strategy (cutting.py). A document's problem becomes one line in the result
+and cut them with a strategy (cutting.py), never across a change of speaker (each segment keeps its
+`speaker` when the transcript names one). A document's problem becomes one line in the result
 and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
 has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
 ASR runs on `device` (a torch.device from device.resolve_device; None = auto); the device is not part
@@ -13,7 +14,7 @@ of the settings, so a document segmented on a GPU is resumed on the CPU and back
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,13 +27,14 @@ from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
 from .reading import Document, read_corpus
 from ..errors import HilbertError
-from .transcripts import TRANSCRIPT_EXTENSIONS, Cue, read_transcript
+from .transcripts import TRANSCRIPT_EXTENSIONS, read_transcript
 from ..workspace import Manifest, Segment, SegmentedDoc, Workspace
 
 STRATEGIES = ("auto", "cues", "fixed")
 CUE_TOLERANCE = 0.5  # seconds a cue may run past the end of the audio before it is an error
 LOW_MATCH = 0.5  # warn when fewer aligned transcript words than this were heard by the ASR
 PAPER_WORDS, PAPER_SECONDS = 17, 6.47  # the paper corpus's mean segment
+TRANSCRIPT_READER_VERSION = 2  # 2: speakers, TextGrid tier choice, text cleaning
 
 
 @dataclass
@@ -42,8 +44,10 @@ class SegmentSettings:
     max_seconds: float = 15.0
     window: float = 10.0  # seconds, strategy "fixed"
     asr: str = DEFAULT_ASR
+    tier: list[str] | None = None  # TextGrid tiers to read (None: each speaker's word tier); "a,b" is split
 
     def __post_init__(self):
+        self.tier = _tier_names(self.tier)
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
         if self.target_words < 1:
@@ -57,6 +61,15 @@ class SegmentSettings:
     def from_dict(cls, d: dict) -> "SegmentSettings":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _tier_names(tier) -> list[str] | None:
+    """A list of tier names from "a,b", ["a", "b"] or None; None when no name is left."""
+    if tier is None:
+        return None
+    parts = tier.split(",") if isinstance(tier, str) else [p for x in tier for p in str(x).split(",")]
+    names = [p.strip() for p in parts if p.strip()]
+    return names or None
 
 
 @dataclass
@@ -129,8 +142,17 @@ def _timed_cues(transcript, duration: float, name: str):
                 f"({duration:.2f} s); check that the transcript belongs to this recording."
             )
         if c.start < duration:
-            cues.append(Cue(c.start, min(c.end, duration), c.text))
+            cues.append(replace(c, end=min(c.end, duration)))
     return cues
+
+
+def _spans(strategy: str, settings: SegmentSettings, words, speakers, cue_ends, cues, duration: float):
+    """(start, end, text, speaker) segments by the strategy, never across a change of speaker."""
+    if strategy == "cues":
+        return cutting.cue_spans_with_speaker(cues)
+    if strategy == "fixed":
+        return cutting.fixed_spans_by_speaker(words, speakers, settings.window, duration)
+    return cutting.auto_spans_by_speaker(words, speakers, settings.target_words, settings.max_seconds, cue_ends)
 
 
 def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, cache_dir, sha: str,
@@ -138,15 +160,17 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
     """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document."""
     audio = load_audio(doc.audio)
     duration = len(audio) / SAMPLE_RATE
-    transcript = read_transcript(doc.transcript) if doc.transcript else None
-    warnings, asr_state, cues = [], "none", None
+    transcript = read_transcript(doc.transcript, tier=settings.tier) if doc.transcript else None
+    warnings, asr_state, cues = list(transcript.warnings) if transcript else [], "none", None
     if transcript is not None and transcript.timed:
         cues = _timed_cues(transcript, duration, doc.transcript.name)
         words, cue_ends = cutting.cue_words(cues)
+        speakers = cutting.cue_word_speakers(cues)
         source = "transcript"
     else:
         words, cached = asr.words(audio, sha, cache_dir, progress)
         asr_state, cue_ends = ("cached" if cached else "ran"), set()
+        speakers = [None] * len(words)
         if transcript is not None:
             aligned = align_words(transcript.words, words, duration)
             if aligned.match_rate < LOW_MATCH:
@@ -155,20 +179,17 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
                     f"{doc.audio.name}; check that the transcript belongs to this recording."
                 )
             words, source = aligned.words, "transcript+asr-timing"
+            if len(transcript.word_speakers) == len(words):  # one aligned word per transcript word
+                speakers = transcript.word_speakers
         else:
             source = "asr"
     if not words:
         raise HilbertError(f"{doc.audio.name}: no speech found in {duration:.1f} s of audio; check the recording and its transcript.")
 
     strategy = "auto" if settings.strategy == "cues" and cues is None else settings.strategy
-    if strategy == "cues":
-        spans = cutting.cue_spans(cues)
-    elif strategy == "fixed":
-        spans = cutting.fixed_spans(words, settings.window, duration)
-    else:
-        spans = cutting.auto_spans(words, settings.target_words, settings.max_seconds, cue_ends)
-    segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source)
-                for i, (s, e, text) in enumerate(spans)]
+    spans = _spans(strategy, settings, words, speakers, cue_ends, cues, duration)
+    segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source, speaker)
+                for i, (s, e, text, speaker) in enumerate(spans)]
     doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc))
     seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings)
     progress(1.0)
@@ -176,9 +197,12 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
 
 
 def _transcript_key(doc: Document) -> dict:
+    """What a document's segments depend on besides the audio and settings: its transcript file and
+    the version of the readers (a document segmented by older readers is read again)."""
     if doc.transcript is None:
         return {"transcript": None, "transcript_sha256": None}
-    return {"transcript": doc.transcript.name, "transcript_sha256": file_sha256(doc.transcript)}
+    return {"transcript": doc.transcript.name, "transcript_sha256": file_sha256(doc.transcript),
+            "transcript_reader": TRANSCRIPT_READER_VERSION}
 
 
 def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
