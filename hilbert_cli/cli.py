@@ -113,7 +113,7 @@ def demo_data(
 ):
     """Write a synthetic interview corpus with known ground truth (speech synthesised offline with eSpeak NG).
 
-    Labels: mood (carried by the words only), prosody (by the voice only) and spectrum (4 imbalanced classes that need both). Mixed audio formats and transcript kinds, as in a real corpus; DIR/README.md describes the ground truth.
+    Labels: mood (carried by the words of a few revealing answers), prosody (by the voice only), spectrum (4 imbalanced classes that need both) and congruence (whether the revealing answers are spoken in a manner that matches their words: neither modality alone tells). Mixed audio formats and transcript kinds, as in a real corpus; DIR/README.md describes the ground truth.
 
     Example: hilbert demo-data ./demo --n-docs 60 --seed 0 && hilbert segment ./demo
     """
@@ -129,7 +129,8 @@ def demo_data(
     table = Table(title="labels (labels.csv)")
     for col in ("task", "carried by", "documents per class"):
         table.add_column(col)
-    carried = {"mood": "words only", "prosody": "voice only", "spectrum": "words and voice"}
+    carried = {"mood": "words only", "prosody": "voice only", "spectrum": "words and voice",
+               "congruence": "agreement of words and voice"}
     for task_name, counts in r.label_counts.items():
         table.add_row(task_name, carried.get(task_name, ""), ", ".join(f"{k} {v}" for k, v in counts.items()))
     console.print(table)

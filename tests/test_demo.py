@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from hilbert_cli.demo import text as demo_text
 from hilbert_cli.cli import app
 from hilbert_cli.corpus.reading import read_corpus
-from hilbert_cli.demo.corpus import (NEW_DIR, NEW_TRANSCRIPTS, PROSODY, SPECTRUM, TASKS, load_truth, make_demo_corpus,
-                              plan_corpus)
+from hilbert_cli.demo.corpus import (CONGRUENCE, CONGRUENT_MANNER, MANNER, NEW_DIR, NEW_TRANSCRIPTS, PROSODY,
+                                     REVEALING_SENTENCES, SPECTRUM, TASKS, DemoDoc, _sentence_voice, load_truth,
+                                     make_demo_corpus, plan_corpus)
 from hilbert_cli.errors import HilbertError
 from hilbert_cli.corpus.transcripts import read_transcript
 
@@ -92,7 +93,9 @@ def test_transcripts_hold_the_generating_text_and_times(corpus):
         tr = read_transcript(d.transcript)
         assert tr.words == t["text"].split()
         if tr.timed:
-            assert [(c.start, c.end, c.text) for c in tr.cues] == [(c["start"], c["end"], c["text"]) for c in t["cues"]]
+            # to the millisecond the files hold (a reader's h*3600 + m*60 + s + ms/1000 may differ in the last bit)
+            assert [(round(c.start, 3), round(c.end, 3), c.text) for c in tr.cues] == \
+                [(c["start"], c["end"], c["text"]) for c in t["cues"]]
             assert tr.cues[-1].end <= t["duration"]
 
 
@@ -110,6 +113,14 @@ def test_cue_times_match_the_sound(corpus):
         assert rms_in > 10 * rms_out, doc_id
 
 
+def _slot_words(mood: str) -> list[str]:
+    return list(demo_text.FEEL[mood] + demo_text.THING[mood])
+
+
+def _said(text: str, words: list[str]) -> list[str]:
+    return [w for w in words if f" {w}." in f" {text.lower()}"]
+
+
 def test_each_factor_drives_only_its_own_modality(corpus):
     out, _, _ = corpus
     for doc_id, t in load_truth(out).items():
@@ -117,10 +128,17 @@ def test_each_factor_drives_only_its_own_modality(corpus):
         assert SPECTRUM[labels["spectrum"]][:2] == (labels["mood"], labels["prosody"])
         p = PROSODY[labels["prosody"]]
         assert p.rate_wpm[0] <= voice["rate_wpm"] <= p.rate_wpm[1] and p.pitch[0] <= voice["pitch"] <= p.pitch[1]
-        said = " ".join(c["text"].lower() for c in t["cues"] if c["speaker"] == "interviewee")
+        # congruence: the manner of the revealing sentences matches their words exactly when congruent
+        assert (t["manner"] == CONGRUENT_MANNER[labels["mood"]]) == (labels["congruence"] == CONGRUENCE[0]), doc_id
         other = "negative" if labels["mood"] == "positive" else "positive"
-        foreign = [w for w in demo_text.FEEL[other] + demo_text.THING[other] if f" {w}." in f" {said}"]
-        assert not foreign, (doc_id, foreign)
+        assert 1 <= len(t["revealing"]) <= REVEALING_SENTENCES[1], doc_id  # short documents may end before all
+        for i, c in enumerate(t["cues"]):
+            if c["speaker"] != "interviewee":
+                assert i not in t["revealing"]
+                continue
+            assert not _said(c["text"], _slot_words(other)), (doc_id, c["text"])
+            # the words carry mood only in the few revealing sentences; every other answer is neutral
+            assert bool(_said(c["text"], _slot_words(labels["mood"]))) == (i in t["revealing"]), (doc_id, c["text"])
     # the slot words are the only carriers of mood: no frame, neutral sentence, question or opener uses them
     shared = " ".join(demo_text.FRAMES + demo_text.NEUTRAL + demo_text.QUESTIONS + demo_text.OPENERS).lower()
     words = [w for m in ("positive", "negative") for w in demo_text.FEEL[m] + demo_text.THING[m]]
@@ -129,13 +147,59 @@ def test_each_factor_drives_only_its_own_modality(corpus):
         demo_text.FEEL["negative"] + demo_text.THING["negative"])
 
 
-def test_prosody_classes_do_not_overlap_and_are_independent_of_mood():
+def test_revealing_sentences_are_few_and_spread_over_the_interview(tmp_path):
+    """At the default lengths: REVEALING_SENTENCES of ~15 answer sentences, not bunched at one end."""
+    out = tmp_path / "c"
+    make_demo_corpus(out, n_docs=12, seed=4, min_seconds=30, max_seconds=90)
+    truth = load_truth(out)
+    counts = [len(t["revealing"]) for t in truth.values()]
+    assert all(REVEALING_SENTENCES[0] <= n <= REVEALING_SENTENCES[1] for n in counts), counts
+    answers = sum(c["speaker"] == "interviewee" for t in truth.values() for c in t["cues"])
+    assert sum(counts) < 0.35 * answers  # mostly neutral answers
+    where = [i / len(t["cues"]) for t in truth.values() for i in t["revealing"]]
+    assert 0.35 < np.mean(where) < 0.65 and min(where) < 0.3 and max(where) > 0.7
+
+
+def test_manner_shifts_only_the_revealing_sentences():
+    """Revealing sentences are spoken lively (faster, higher, wide pitch range) or flat around the document's
+    voice; the other answers keep it, with a small jitter."""
+    rng = np.random.default_rng(0)
+    base = dict(voice="en-us+m1", rate_wpm=180, pitch=50, pitch_range=50, volume=100, word_gap_ms=0)
+    for manner, m in MANNER.items():
+        doc = DemoDoc("P001", "S01", {}, base, "P001.wav", 22050, 1, None, 30.0, manner=manner)
+        for _ in range(20):
+            plain, shifted = _sentence_voice(rng, doc, False), _sentence_voice(rng, doc, True)
+            assert abs(plain["rate_wpm"] - 180) <= 4 and abs(plain["pitch"] - 50) <= 2 and plain["pitch_range"] == 50
+            assert abs(shifted["rate_wpm"] - 180 - m.rate_shift_wpm) <= 4
+            assert abs(shifted["pitch"] - 50 - m.pitch_shift) <= 2
+            assert m.pitch_range[0] <= shifted["pitch_range"] <= m.pitch_range[1]
+    assert MANNER["lively"].pitch_range[0] > max(p.pitch_range[1] for p in PROSODY.values())
+    assert MANNER["flat"].pitch_range[1] < min(p.pitch_range[0] for p in PROSODY.values())
+
+
+def test_prosody_classes_are_close_and_independent_of_mood_and_congruence():
     docs = plan_corpus(60, seed=0, min_seconds=30, max_seconds=90)
     rates = {k: [d.voice["rate_wpm"] for d in docs if d.labels["prosody"] == k] for k in PROSODY}
-    assert max(rates["slowed"]) < min(rates["typical"])
+    assert np.mean(rates["slowed"]) + 10 < np.mean(rates["typical"])  # a tendency ...
+    assert PROSODY["slowed"].rate_wpm[1] > PROSODY["typical"].rate_wpm[0]  # ... not a switch: the ranges overlap
     pitch = {m: np.mean([d.voice["pitch"] for d in docs if d.labels["mood"] == m and d.labels["prosody"] == "typical"])
              for m in ("positive", "negative")}
     assert abs(pitch["positive"] - pitch["negative"]) < 5  # the voice does not know the mood
+
+
+@pytest.mark.parametrize("n", [20, 60, 61, 101])
+def test_congruence_is_invisible_to_each_modality_alone(n):
+    """Congruent in exactly half of the documents of every mood (what the words show) and of every
+    prosody x manner (what the voice shows), up to one document of rounding."""
+    docs = plan_corpus(n, seed=3, min_seconds=30, max_seconds=90)
+    views = {"words": lambda d: d.labels["mood"], "voice": lambda d: (d.labels["prosody"], d.manner),
+             "spectrum": lambda d: d.labels["spectrum"]}
+    for name, view in views.items():
+        for key in {view(d) for d in docs}:
+            group = [d.labels["congruence"] for d in docs if view(d) == key]
+            assert abs(2 * group.count(CONGRUENCE[0]) - len(group)) <= 1, (name, key, Counter(group))
+    for d in docs:
+        assert (d.manner == CONGRUENT_MANNER[d.labels["mood"]]) == (d.labels["congruence"] == CONGRUENCE[0])
 
 
 @pytest.mark.parametrize("n", [20, 60, 101])  # below 20 the two-per-class floor moves the counts (test below)
@@ -144,8 +208,9 @@ def test_labels_have_the_designed_proportions(n):
     counts = Counter(d.labels["spectrum"] for d in docs)
     for cls, (_, _, prior) in SPECTRUM.items():
         assert abs(counts[cls] - prior * n) < 1, (cls, counts)
-    assert counts["none"] > counts["mild"] >= counts["moderate"] > counts["severe"] >= 1
+    assert counts["none"] >= counts["mild"] > counts["moderate"] >= counts["severe"] >= 1
     assert Counter(d.labels["mood"] for d in docs)["negative"] == counts["mild"] + counts["severe"]
+    assert abs(counts["none"] - counts["mild"]) <= 1 and abs(counts["moderate"] - counts["severe"]) <= 1  # mood balanced
     assert Counter(d.labels["prosody"] for d in docs)["slowed"] == counts["moderate"] + counts["severe"]
 
 

@@ -1,16 +1,28 @@
 """`hilbert demo-data DIR`: a synthetic interview corpus whose ground truth is known.
 
 Every document is an interview: a fixed interviewer voice asks questions, the interviewee answers.
-Two hidden factors are drawn per document, independently of everything else:
-  mood     (words only)  half the answer sentences are shared frames ("work has been ... this
-                         week") with a positive or a negative word in the slot; the voice knows
-                         nothing of it. Many rare slot words, so that the class is in the meaning
-                         (a sentence encoder sees it) more than in recurring sounds (an audio
-                         encoder would pick those up too).
-  prosody  (voice only)  "typical" speech (fast, high, lively pitch) or "slowed" speech (slow, low,
-                         flat); the words are drawn without looking at it.
-  spectrum (both)        a 4-class label, a deterministic function of the two factors with priors
-                         40/30/20/10 %, so neither modality alone can tell all four classes apart.
+Most answers are neutral ("I take the train into town on Mondays"). Like a real interview, only a
+few of the interviewee's sentences reveal anything: REVEALING_SENTENCES of them per interview are
+emotional sentences, shared frames ("work has been ... this week") with a positive or a negative
+word in the slot, spoken in a manner of their own. Three hidden factors are drawn per document:
+  mood       (words)  the sign of the slot words of the revealing sentences. Many rare slot
+                      words, so that the class is in the meaning (a sentence encoder sees it) more
+                      than in recurring sounds (an audio encoder would pick those up too).
+  prosody    (voice)  the interviewee's usual voice: "typical" (a little faster, higher, livelier)
+                      or "slowed"; the class ranges are close, so it is a tendency, not a switch.
+  manner     (voice)  how the revealing sentences are spoken: "lively" (faster, higher, wide pitch
+                      range) or "flat" (slower, lower, nearly monotone), around the usual voice.
+The labels (labels.csv):
+  mood        words only.
+  prosody     voice only.
+  spectrum    4 imbalanced classes, a function of mood and prosody: needs words AND voice, but each
+              modality alone still tells two classes apart.
+  congruence  whether the revealing sentences are spoken in a manner that matches their words
+              (positive words lively or negative words flat: "congruent"; the crossed combinations:
+              "incongruent"). It is balanced within every spectrum class, and mood is balanced within
+              each prosody class, so the words alone (mood) and the voice alone (prosody, manner) say
+              nothing about it: only the agreement of what is said with how it is said, on the same few
+              sentences, does.
 Per-subject timbre (an eSpeak male variant), loudness, noise and word gaps vary within class, so a
 model has to learn the factor rather than a fingerprint. The recordings come in the formats a real
 corpus has (wav and flac, 22.05/24/44.1 kHz, mono and stereo) and the transcripts as a mix of plain
@@ -42,14 +54,18 @@ NEW_DIR = "new"  # unlabelled recordings to try `hilbert predict` on (the corpus
 NEW_TRANSCRIPTS = ("srt", None, "txt", None)  # one new recording per spectrum class, with and without transcripts
 NEW_INDEX = 1_000_000  # offset of the new recordings' synthesis index: they never repeat a corpus document
 
-TASKS = ("mood", "prosody", "spectrum")
-# spectrum class -> (mood, prosody, prior); priors are imbalanced on purpose
+TASKS = ("mood", "prosody", "spectrum", "congruence")
+# spectrum class -> (mood, prosody, prior); imbalanced on purpose, but only along prosody: mood must be
+# balanced within each prosody class, or the voice (prosody and manner together) would predict congruence
 SPECTRUM = {
-    "none": ("positive", "typical", 0.40),
-    "mild": ("negative", "typical", 0.30),
-    "moderate": ("positive", "slowed", 0.20),
-    "severe": ("negative", "slowed", 0.10),
+    "none": ("positive", "typical", 0.35),
+    "mild": ("negative", "typical", 0.35),
+    "moderate": ("positive", "slowed", 0.15),
+    "severe": ("negative", "slowed", 0.15),
 }
+CONGRUENT_MANNER = {"positive": "lively", "negative": "flat"}  # mood -> the manner that matches it
+CONGRUENCE = ("congruent", "incongruent")
+EXTRA_MANNER = {"typical": "flat", "slowed": "lively"}  # see _congruence: odd class sizes stay balanced
 
 
 @dataclass(frozen=True)
@@ -61,13 +77,28 @@ class ProsodyClass:
     pitch_range: tuple[int, int]  # eSpeak 0-99, 0 = monotone
 
 
+@dataclass(frozen=True)
+class Manner:
+    """How the revealing sentences are spoken, relative to the interviewee's usual voice."""
+
+    rate_shift_wpm: int  # added to the document's speaking rate (words per minute)
+    pitch_shift: int  # added to the document's base pitch (eSpeak 0-99)
+    pitch_range: tuple[int, int]  # eSpeak 0-99, drawn per sentence (replaces the document's)
+
+
 PROSODY = {
-    "typical": ProsodyClass(rate_wpm=(180, 210), pitch=(55, 70), pitch_range=(55, 75)),
-    "slowed": ProsodyClass(rate_wpm=(115, 140), pitch=(20, 35), pitch_range=(10, 25)),
+    "typical": ProsodyClass(rate_wpm=(165, 195), pitch=(48, 62), pitch_range=(45, 60)),
+    "slowed": ProsodyClass(rate_wpm=(145, 175), pitch=(38, 52), pitch_range=(35, 50)),
+}
+MANNER = {
+    "lively": Manner(rate_shift_wpm=15, pitch_shift=12, pitch_range=(80, 95)),
+    "flat": Manner(rate_shift_wpm=-15, pitch_shift=-12, pitch_range=(0, 10)),
 }
 SPEAKER_VARIANTS = ("m1", "m2", "m3", "m4", "m6", "m7")  # interviewee timbre, one per subject
 INTERVIEWER = dict(voice="en-us+f2", rate_wpm=170, pitch=50, pitch_range=50)
-MOOD_SHARE = 0.5  # share of answer sentences that carry mood; the rest are neutral
+REVEALING_SENTENCES = (2, 4)  # emotional answer sentences per interview (uniform, inclusive); the rest are neutral
+SECONDS_PER_ANSWER_SENTENCE = 4.0  # document time per answer sentence, questions and pauses included (4.1 measured),
+# to spread the revealing sentences over the whole interview before its length is known
 # (extension, sample rate Hz, channels), cycled over the documents in a shuffled order
 AUDIO_FORMATS = (("wav", 22050, 1), ("flac", 44100, 2), ("wav", 24000, 2),
                  ("flac", 22050, 1), ("wav", 44100, 1), ("flac", 24000, 1))
@@ -94,10 +125,12 @@ class DemoDoc:
     channels: int
     transcript: str | None  # file name, None = no transcript (to be transcribed)
     target_seconds: float
+    manner: str = ""  # how the revealing sentences are spoken (a key of MANNER)
     duration: float = 0.0
     text: str = ""  # everything said, in order
     cues: list[dict] = field(default_factory=list)  # {start, end, speaker, text} per sentence
     words: list[list] = field(default_factory=list)  # [word, start, end] per word
+    revealing: list[int] = field(default_factory=list)  # indices in `cues` of the revealing (emotional) sentences
 
 
 @dataclass
@@ -133,11 +166,34 @@ def _spread(rng: np.random.Generator, n: int, options: tuple) -> list:
     return [options[i] for i in rng.permutation(np.tile(np.arange(len(options)), reps))[:n]]
 
 
+def _congruence(rng: np.random.Generator, spectrum: np.ndarray) -> list[str]:
+    """Half of every spectrum class congruent, in random order, so congruence tells nothing about mood or
+    prosody. A class of odd size gives its extra document the manner EXTRA_MANNER[prosody] (whichever
+    congruence that takes): within a prosody class the extras then share one manner, and across the two
+    classes they take both, which (with equal class sizes within a prosody class) keeps congruence balanced
+    given the voice (prosody and manner) and given the words (mood) alike."""
+    out = [""] * len(spectrum)
+    for cls, (mood, prosody, _) in SPECTRUM.items():
+        members = np.flatnonzero(spectrum == cls)
+        extra_congruent = CONGRUENT_MANNER[mood] == EXTRA_MANNER[prosody]
+        n_congruent = (len(members) + extra_congruent) // 2
+        for rank, j in enumerate(rng.permutation(len(members))):
+            out[members[j]] = CONGRUENCE[0] if rank < n_congruent else CONGRUENCE[1]
+    return out
+
+
+def _manner(mood: str, congruence: str) -> str:
+    """The manner of the revealing sentences: the one that matches the mood when congruent, the other one otherwise."""
+    match = CONGRUENT_MANNER[mood]
+    return match if congruence == CONGRUENCE[0] else next(m for m in MANNER if m != match)
+
+
 def plan_corpus(n_docs: int, seed: int, min_seconds: float, max_seconds: float) -> list[DemoDoc]:
     """Labels, voices, formats and lengths of every document (cheap; synthesis comes later)."""
     rng = np.random.default_rng(seed)
     classes = list(SPECTRUM)
     spectrum = np.repeat(classes, _quota(n_docs, [SPECTRUM[c][2] for c in classes]))[rng.permutation(n_docs)]
+    congruence = _congruence(rng, spectrum)
     formats = _spread(rng, n_docs, AUDIO_FORMATS)
     transcripts = _spread(rng, n_docs, TRANSCRIPT_KINDS)
     n_subjects = -(-n_docs // 2)
@@ -158,10 +214,11 @@ def plan_corpus(n_docs: int, seed: int, min_seconds: float, max_seconds: float) 
         doc_id = f"P{i + 1:03d}"
         docs.append(DemoDoc(
             doc_id=doc_id, subject=f"S{i // 2 + 1:02d}",
-            labels={"mood": mood, "prosody": prosody, "spectrum": str(spectrum[i])}, voice=voice,
-            audio=f"{doc_id}.{ext}", sample_rate=rate, channels=channels,
+            labels={"mood": mood, "prosody": prosody, "spectrum": str(spectrum[i]), "congruence": congruence[i]},
+            voice=voice, audio=f"{doc_id}.{ext}", sample_rate=rate, channels=channels,
             transcript=f"{doc_id}.{transcripts[i]}" if transcripts[i] else None,
             target_seconds=round(float(rng.uniform(min_seconds, max_seconds)), 2),
+            manner=_manner(mood, congruence[i]),
         ))
     return docs
 
@@ -178,12 +235,14 @@ def plan_new(seed: int, min_seconds: float, max_seconds: float) -> list[DemoDoc]
         ext = Path(d.audio).suffix
         docs.append(DemoDoc(doc_id=doc_id, subject=f"new-{k}", labels=d.labels, voice=d.voice,
                             audio=f"{NEW_DIR}/{doc_id}{ext}", sample_rate=d.sample_rate, channels=d.channels,
-                            transcript=f"{NEW_DIR}/{doc_id}.{kind}" if kind else None, target_seconds=d.target_seconds))
+                            transcript=f"{NEW_DIR}/{doc_id}.{kind}" if kind else None, target_seconds=d.target_seconds,
+                            manner=d.manner))
     return docs
 
 
-def _sentence(rng: np.random.Generator, mood: str) -> str:
-    if rng.random() < MOOD_SHARE:
+def _sentence(rng: np.random.Generator, mood: str | None) -> str:
+    """An answer sentence: emotional (a frame with a `mood` slot word) or, with mood None, neutral."""
+    if mood is not None:
         frame = demo_text.FRAMES[rng.integers(len(demo_text.FRAMES))]
         slot = demo_text.FEEL if "{feel}" in frame else demo_text.THING
         words = slot[mood]
@@ -193,6 +252,19 @@ def _sentence(rng: np.random.Generator, mood: str) -> str:
         clause = demo_text.NEUTRAL[rng.integers(len(demo_text.NEUTRAL))]
     s = demo_text.OPENERS[rng.integers(len(demo_text.OPENERS))] + clause
     return s[0].upper() + s[1:]
+
+
+def _sentence_voice(rng: np.random.Generator, doc: DemoDoc, revealing: bool) -> dict:
+    """eSpeak settings of one answer sentence: the document's voice with a small jitter, as in real speech,
+    and for a revealing sentence shifted into the document's manner."""
+    rate = doc.voice["rate_wpm"] + int(rng.integers(-4, 5))
+    pitch = doc.voice["pitch"] + int(rng.integers(-2, 3))
+    pitch_range = doc.voice["pitch_range"]
+    if revealing:
+        m = MANNER[doc.manner]
+        rate, pitch = rate + m.rate_shift_wpm, pitch + m.pitch_shift
+        pitch_range = int(rng.integers(*m.pitch_range, endpoint=True))
+    return dict(doc.voice, rate_wpm=rate, pitch=int(np.clip(pitch, 0, 99)), pitch_range=pitch_range)
 
 
 def _speak(tts: Engine, text: str, **voice) -> tuple[np.ndarray, list, int]:
@@ -212,8 +284,12 @@ def render_doc(
     """Synthesise `doc` (fills in its duration, text, cues and words): mono float32 audio and its rate in Hz.
 
     Turns (a question, then 2-5 answer sentences) are added until the document reaches its target
-    length; a sentence that would push it past `max_seconds` ends it instead, once it has `min_seconds`."""
+    length; a sentence that would push it past `max_seconds` ends it instead, once it has `min_seconds`.
+    Each answer sentence is revealing with probability (revealing sentences still to place) / (answer
+    sentences the rest of the target length holds), so that the drawn number of them spreads over the
+    whole interview and the last ones are placed before it ends."""
     rng = np.random.default_rng([seed, index])
+    to_reveal = int(rng.integers(REVEALING_SENTENCES[0], REVEALING_SENTENCES[1], endpoint=True))
     pieces: list[np.ndarray] = []
     t = 0.0  # seconds so far
 
@@ -241,14 +317,16 @@ def render_doc(
         add(pause, clip, text, "interviewer")
         for k in range(int(rng.integers(2, 5, endpoint=True))):
             pause = rng.uniform(*(PAUSE_IN_ANSWER if k else PAUSE_AFTER_QUESTION))
-            # small per-sentence jitter around the document's voice, as in real speech
-            voice = dict(doc.voice, rate_wpm=doc.voice["rate_wpm"] + int(rng.integers(-4, 5)),
-                         pitch=int(np.clip(doc.voice["pitch"] + rng.integers(-2, 3), 0, 99)))
-            text = _sentence(rng, doc.labels["mood"])
-            clip = _speak(tts, text, **voice)
+            room = max(1.0, np.floor((doc.target_seconds - t) / SECONDS_PER_ANSWER_SENTENCE))
+            revealing = rng.random() < to_reveal / room
+            text = _sentence(rng, doc.labels["mood"] if revealing else None)
+            clip = _speak(tts, text, **_sentence_voice(rng, doc, revealing))
             if turn and not fits(pause, clip):
                 done = True
                 break
+            if revealing:
+                doc.revealing.append(len(doc.cues))
+                to_reveal -= 1
             add(pause, clip, text, "interviewee")
             if t >= doc.target_seconds:
                 done = True
@@ -367,35 +445,50 @@ def _readme(docs: list[DemoDoc], seed: int) -> str:
     prosody = "\n".join(f"    {k:<8} rate {v.rate_wpm[0]}-{v.rate_wpm[1]} words/min, pitch {v.pitch[0]}-{v.pitch[1]}, "
                         f"pitch range {v.pitch_range[0]}-{v.pitch_range[1]} (eSpeak 0-99 scales)"
                         for k, v in PROSODY.items())
+    manner = "\n".join(f"    {k:<8} rate {v.rate_shift_wpm:+d} words/min, pitch {v.pitch_shift:+d}, "
+                       f"pitch range {v.pitch_range[0]}-{v.pitch_range[1]}" for k, v in MANNER.items())
+    lo, hi = REVEALING_SENTENCES
     return f"""Synthetic interview corpus written by `hilbert demo-data` (seed {seed}).
 
 {len(docs)} interviews, {sum(d.duration for d in docs) / 60:.1f} minutes in all, two per subject (column
 `subject`). Speech synthesised offline with eSpeak NG: an interviewer (one fixed voice) asks questions,
-the interviewee answers. Labels in labels.csv; the ground truth is known by construction:
+the interviewee answers. Most answers are neutral; {lo}-{hi} answer sentences per interview are revealing:
+shared frames with a positive or a negative word in the slot ("work has been ... this week"), spoken in a
+manner of their own. Labels in labels.csv; the ground truth is known by construction:
 
-mood      carried by the WORDS only: {MOOD_SHARE:.0%} of the answer sentences are mood sentences: shared
-          frames with a positive or a negative word in the slot; the rest are neutral. The voice does not depend on it.
-          Expected: text-only models find it, audio-only models do not.  Counts: {fmt("mood")}
-prosody   carried by the VOICE only: speaking rate, pitch and pitch range differ by class; the
-          words are drawn without looking at it. Expected: audio-only finds it, text-only does not.
+mood        carried by the WORDS only: the sign of the revealing sentences' slot words. The voice does
+            not depend on it. Expected: text-only models find it, audio-only models do not.
+            Counts: {fmt("mood")}
+prosody     carried by the VOICE only: the interviewee's usual speaking rate, pitch and pitch range,
+            drawn per interview from close class ranges; the words are drawn without looking at it.
+            Expected: audio-only finds it, text-only does not.
 {prosody}
-          Counts: {fmt("prosody")}
-spectrum  4 imbalanced classes, a function of both factors; needs words AND voice:
+            Counts: {fmt("prosody")}
+spectrum    4 imbalanced classes, a function of both factors; needs words AND voice:
 {cells}
-          Counts: {fmt("spectrum")}
+            Counts: {fmt("spectrum")}
+congruence  whether the revealing sentences are spoken in a manner that matches their words:
+            positive words lively or negative words flat = congruent, the crossed ones = incongruent.
+            Manner, relative to the interviewee's usual voice:
+{manner}
+            Balanced within every spectrum class (and mood within each prosody class), so neither the
+            words alone nor the voice alone say anything about it: only what is said AND how it is said,
+            on the same few sentences. Counts: {fmt("congruence")}
 
 Varying within every class, independently of the labels: the interviewee's timbre (an eSpeak male
-variant per subject), loudness, background noise, pauses, word gaps, document length.
+variant per subject), loudness, background noise, pauses, word gaps, document length, and where in
+the interview the revealing sentences fall.
 Files: audio as wav or flac at 22.05, 24 or 44.1 kHz, mono or stereo; transcripts as plain .txt
 (the exact words), timed .srt/.vtt/.TextGrid/.json (one cue per sentence, times from the synthesis),
 or none (`hilbert segment` transcribes those). {MARKER_DIR}/{TRUTH_FILE} holds everything that was
-generated: each document's voice settings, full text, sentence cues and word times.
+generated: each document's voice settings and manner, full text, sentence cues (with the indices of
+the revealing ones) and word times.
 
 {NEW_DIR}/ holds {len(NEW_TRANSCRIPTS)} more interviews with no labels, one per spectrum class, drawn the same way
 (other voices, other words; some with a transcript, some without), to try `hilbert predict` on. The
 corpus reader skips subfolders, so they are not part of the corpus; their labels are only in
 {MARKER_DIR}/{TRUTH_FILE} ("new_documents").
-Try:  hilbert segment DIR  then  hilbert evaluate --task mood,prosody,spectrum
+Try:  hilbert segment DIR  then  hilbert evaluate --task {",".join(TASKS)}
       hilbert train --task spectrum -o model.pt  then  hilbert predict model.pt DIR/{NEW_DIR}
 """
 

@@ -1,8 +1,8 @@
-"""What the synthetic interviews of `hilbert demo-data` say (data only; demo.py builds the corpus).
+"""What the synthetic interviews of `hilbert demo-data` say (data only; corpus.py builds the corpus).
 
-The interviewee's answers are mood sentences (shared frames, a positive or negative word in the
-slot) mixed with neutral sentences, after a neutral opener, so that only the meaning of the words
-tells the two `mood` classes apart.
+The interviewee's answers are mostly neutral sentences; a few are revealing: mood sentences (shared
+frames, a positive or negative word in the slot). Every sentence follows a neutral opener, so that only
+the meaning of the slot words tells the two `mood` classes apart.
 Short, plain sentences: the ASR (Whisper tiny.en) should recover them almost verbatim.
 """
 

@@ -8,8 +8,10 @@ call on an engine goes through its lock; the shared engine is loaded and initial
 """
 from __future__ import annotations
 
+import bisect
 import ctypes
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -230,12 +232,20 @@ def _word_timings(text: str, events: list[tuple[int, int, int]], samples: np.nda
     """Word events -> one WordTiming per word of `text`.
 
     eSpeak reports a start time and character offset per word it speaks, but fuses some short words
-    with their neighbour ("have been" is one event); the text between two events is therefore shared
-    among its words in proportion to their length."""
+    with their neighbour ("have been" is one event), and now and then splits one ("M" + "ost"); events are
+    therefore snapped to word starts, and the text between two events is shared among its words in
+    proportion to their length."""
     duration = len(samples) / rate
     audible = np.flatnonzero(np.abs(samples.astype(np.int32)) > 64)  # where the sound stops (trailing silence)
     sound_end = float(audible[-1] + 1) / rate if audible.size else duration
-    starts = [(ms / 1000.0, max(pos - 1, 0)) for ms, pos, _ in events]
+    # eSpeak sometimes reports a position inside a word ("Most of": one event at "M", one at "ost"):
+    # snap each event to the start of the word it falls in, and keep the first event of each word
+    word_starts = [m.start() for m in re.finditer(r"\S+", text)] or [0]
+    starts: list[tuple[float, int]] = []
+    for ms, pos, _ in events:
+        c = word_starts[max(bisect.bisect_right(word_starts, max(pos - 1, 0)) - 1, 0)]
+        if not starts or c > starts[-1][1]:
+            starts.append((ms / 1000.0, c))
     if starts:  # any text before the first event belongs to the first word
         starts[0] = (starts[0][0], 0)
     out: list[WordTiming] = []
