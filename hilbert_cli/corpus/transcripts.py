@@ -7,6 +7,7 @@ raises HilbertError naming the file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -64,7 +65,10 @@ def _bad(path: Path, what: str) -> HilbertError:
 
 
 def _check_cues(path: Path, cues: list[Cue]) -> list[Cue]:
-    for c in cues:
+    for i, c in enumerate(cues):
+        if not (math.isfinite(c.start) and math.isfinite(c.end)):
+            raise _bad(path, f"cue {i + 1} ({c.text[:30]!r}) has a time that is not a finite number "
+                             f"(start {c.start}, end {c.end}); give times in seconds")
         if c.start < 0 or c.end < c.start:
             raise _bad(path, f"cue {c.text[:30]!r} has an invalid time span {c.start:.3f}-{c.end:.3f} s")
     cues = [c for c in cues if c.text]

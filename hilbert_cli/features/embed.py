@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import encoders
-from ..atomic import atomic_save
+from ..atomic import atomic_save, check_writable_dir
 from ..corpus.audio import load_audio, file_sha256
 from ..device import resolve_device
 from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbone, backbone_fingerprint,
@@ -231,6 +231,7 @@ def embed_corpus(workspace: Workspace, audio: str = DEFAULT_AUDIO, text: str = D
     `device` (None = auto) with `threads` CTranslate2 CPU threads (None = device.default_threads)."""
     t0 = time.perf_counter()
     docs = _load_docs(workspace, doc_ids)
+    check_writable_dir(workspace.embeddings_dir, "--workspace")  # before any encoder runs
     vectors, stats = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress,
                                  device, threads)
     return EmbedResult(
