@@ -55,15 +55,16 @@ def describe_os_error(e: OSError, path: str | os.PathLike | None = None, what: s
     return f"{path}: {what}: {os_reason(e, path)}"
 
 
-def check_writable_dir(folder: str | os.PathLike, param: str = "") -> Path:
+def check_writable_dir(folder: str | os.PathLike, param: str = "", *, label: str | os.PathLike | None = None) -> Path:
     """Fail now (OutputError) if files cannot be created in `folder` or in the folders it would be made in.
-    Creates nothing that is not already there: the probe file goes into the nearest existing folder and is removed."""
+    Creates nothing that is not already there: the probe file goes into the nearest existing folder and is removed.
+    The message starts with `param` and `label` (default: the folder)."""
     folder = Path(folder)
-    label = f"{param} {folder}" if param else str(folder)
+    label = " ".join(x for x in (param, str(label if label is not None else folder)) if x)
     blocking = _blocking_file(folder)
     if blocking is not None:
         where = "it" if blocking == folder else str(blocking)
-        raise OutputError(f"{label}: {where} is a file, not a folder; give a folder (new or existing) or move the file away.",
+        raise OutputError(f"{label}: {where} is a file, not a folder; choose another place or move the file away.",
                           param=param or None)
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     try:
@@ -81,7 +82,7 @@ def check_writable_file(path: str | os.PathLike, param: str = "") -> Path:
     if path.is_dir():
         label = f"{param} {path}" if param else str(path)
         raise OutputError(f"{label}: is a folder; give a file name, e.g. {path / 'out'}.", param=param or None)
-    check_writable_dir(path.parent, param)
+    check_writable_dir(path.parent, param, label=path)
     return path
 
 

@@ -164,10 +164,10 @@ def evaluate(
     t0 = time.perf_counter()
     dev = resolve_device(device, param="device")  # before any work: a missing GPU stops at once
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    manifest = ws.load_manifest()
     check_writable_dir(ws.runs_dir, "--workspace")  # before any training: where the cells and the report go
     if run_name is not None:
         check_writable_dir(ws.runs_dir / run_name, "--name")
+    manifest = ws.load_manifest()
     task_list = manifest.tasks if tasks in ("all", ["all"]) else _split(tasks, "--task")
     for t in task_list:
         manifest.task_labels(t)  # raises for an unknown task, listing the valid ones
