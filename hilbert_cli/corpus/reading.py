@@ -89,7 +89,7 @@ def _read_labels(path: Path) -> tuple[list[str], dict[str, list[dict]]]:
         data = path.read_bytes()
     except OSError as e:
         raise HilbertError(f"{path}: cannot read it ({e.strerror}); check that the file is there and readable.") from None
-    text = _decode(path, data)
+    text = unicodedata.normalize("NFC", _decode(path, data))  # ids, task names and labels alike
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = max(",;\t", key=first.count)  # spreadsheets in some locales write ';' or tab
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
