@@ -60,10 +60,11 @@ def check_writable_dir(folder: str | os.PathLike, param: str = "", *, label: str
     Creates nothing that is not already there: the probe file goes into the nearest existing folder and is removed.
     The message starts with `param` and `label` (default: the folder)."""
     folder = Path(folder)
-    label = " ".join(x for x in (param, str(label if label is not None else folder)) if x)
+    shown = Path(label) if label is not None else folder
+    label = " ".join(x for x in (param, str(shown)) if x)
     blocking = _blocking_file(folder)
     if blocking is not None:
-        where = "it" if blocking == folder else str(blocking)
+        where = "it" if blocking == shown else str(blocking)
         raise OutputError(f"{label}: {where} is a file, not a folder; choose another place or move the file away.",
                           param=param or None)
     existing = next(p for p in (folder, *folder.parents) if p.exists())

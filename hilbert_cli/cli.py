@@ -287,6 +287,7 @@ def train(
     from rich.panel import Panel
     from rich.progress import TextColumn
 
+    from .atomic import check_writable_file
     from .learn.config import load_config
     from .learn.train import train_task
     from .learn.trainer import HISTORY_KEYS
@@ -298,6 +299,8 @@ def train(
     overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
                  "train.seed": seed}
     cfg = load_config(config, overrides)
+    if output.suffix == ".pt":  # (train_task words the other case)
+        check_writable_file(output, "-o")  # before the config is shown and any work starts
     console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
     with _progress(TextColumn("{task.fields[losses]}")) as bar:
         on_embed = _stage_bars(bar, lambda stage: f"embed {stage}", losses="")

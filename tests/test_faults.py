@@ -130,6 +130,23 @@ def test_segment_full_disk_keeps_finished_documents(corpus, tmp_path, monkeypatc
     assert "1 document(s) already segmented" in again.output
 
 
+def test_segment_unreadable_recording_is_its_own_problem(corpus, tmp_path, monkeypatch):
+    import hilbert_cli.corpus.segment as segment_mod
+
+    real = segment_mod.file_sha256
+
+    def sha(path):
+        if str(path).endswith("B.wav"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+    monkeypatch.setattr(segment_mod, "file_sha256", sha)
+    res = cli("segment", corpus, "-w", tmp_path / "ws")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    problems = [line for line in error_lines(res) if line.startswith("problem:")]
+    assert len(problems) == 1 and "B.wav: cannot read it: permission denied" in problems[0]
+    assert sorted(Workspace(tmp_path / "ws").load_manifest().documents) == ["A"]
+
+
 def test_segment_inputs_as_researchers_save_them(tmp_path):
     """labels.csv in UTF-16 with ';', an NFD file name, near-miss ids, a broken link, an empty file, a NaN cue
     and a too-short recording: each its own line, naming its file; the good documents are segmented."""

@@ -164,7 +164,7 @@ def evaluate(
     t0 = time.perf_counter()
     dev = resolve_device(device, param="device")  # before any work: a missing GPU stops at once
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    check_writable_dir(ws.runs_dir, "--workspace")  # before any training: where the cells and the report go
+    check_writable_dir(ws.runs_dir, "--workspace", label=ws.root)  # before any training: where the cells and the report go
     if run_name is not None:
         check_writable_dir(ws.runs_dir / run_name, "--name")
     manifest = ws.load_manifest()
