@@ -57,7 +57,7 @@ def _worded(e: HilbertError) -> str:
 
 
 def command(name: Optional[str] = None):
-    """Register a command whose HilbertError becomes one line on stderr and exit code 1.
+    """Register a command whose HilbertError (or operating-system error) becomes one line on stderr and exit code 1.
 
     Done here rather than only in main() so that every way of invoking the app (the console script,
     `python -m hilbert_cli`, Typer's test runner) shows the user the same sentence, not a traceback.
@@ -69,6 +69,10 @@ def command(name: Optional[str] = None):
                 return fn(*args, **kwargs)
             except HilbertError as e:
                 _fail(_worded(e))
+            except OSError as e:  # a refusal the library did not word itself: still one line, never a traceback
+                from .atomic import describe_os_error
+
+                _fail(describe_os_error(e, what="cannot read or write it"))
         return app.command(name)(run)
     return register
 
@@ -149,6 +153,7 @@ def segment(
     target_words: int = typer.Option(17, "--target-words", help="auto: aim for this many words per segment."),
     max_seconds: float = typer.Option(15.0, "--max-seconds", help="auto: no segment longer than this (seconds)."),
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
+    min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
                                        help="TextGrids: read these tiers, one speaker each (default: each speaker's word tier, never a phone tier)."),
@@ -168,7 +173,7 @@ def segment(
     from .workspace import Workspace
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
-    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, tier=tier)
+    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier)
     ws = Workspace(workspace)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
@@ -285,6 +290,7 @@ def train(
     from rich.panel import Panel
     from rich.progress import TextColumn
 
+    from .atomic import check_writable_file
     from .learn.config import load_config
     from .learn.train import train_task
     from .learn.trainer import HISTORY_KEYS
@@ -296,6 +302,8 @@ def train(
     overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
                  "train.seed": seed}
     cfg = load_config(config, overrides)
+    if output.suffix == ".pt":  # (train_task words the other case)
+        check_writable_file(output, "-o")  # before the config is shown and any work starts
     console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
     with _progress(TextColumn("{task.fields[losses]}")) as bar:
         on_embed = _stage_bars(bar, lambda stage: f"embed {stage}", losses="")
@@ -376,7 +384,7 @@ def evaluate(
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL.pt", help="Model file written by `hilbert train`."),
     inputs: list[Path] = typer.Argument(..., metavar="FILE_OR_DIR...", help="Recordings, or folders of recordings (a same-stem transcript beside one is used)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON (one object per file)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the predictions as JSON (one object per file); '-' writes them to standard output (everything else then goes to standard error)."),
     explain_csv: Optional[Path] = typer.Option(None, "--explain", help="Write every segment's weight per modality to this CSV."),
     allow_download: bool = AllowDownloadOpt,
     device: str = DeviceOpt,
@@ -391,10 +399,16 @@ def predict(
     from rich.markup import escape
     from rich.table import Table
 
+    from .atomic import check_writable_file
     from .device import resolve_device
-    from .predict import predict_files, write_explain_csv, write_json
+    from .predict import json_text, predict_files, write_explain_csv, write_json
 
+    to_stdout = json_out is not None and str(json_out) == "-"
+    out = err_console if to_stdout else console  # with --json -, standard output carries the JSON only
     torch_device = resolve_device(device, param="--device")
+    for path, flag in ((None if to_stdout else json_out, "--json"), (explain_csv, "--explain")):
+        if path is not None:
+            check_writable_file(path, flag)  # before any model work
     units = {"segment": "files", "audio": "files", "text": "segments"}
     with _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: f"{'segment' if stage == 'segment' else 'embed ' + stage} "
@@ -413,27 +427,38 @@ def predict(
     for p in ok:
         table.add_row(escape(p.file), escape(p.label), *(f"{p.probabilities[n]:.3f}" for n in r.label_names))
     if ok:
-        console.print(table)
+        out.print(table)
     for p in ok:
-        console.print(f"\n[bold]{escape(p.file)}[/]: {escape(p.label)} (p = {p.probabilities[p.label]:.3f}); "
-                      f"top {len(p.top_segments)} of {len(p.segments)} segments:", highlight=False)
+        out.print(f"\n[bold]{escape(p.file)}[/]: {escape(p.label)} (p = {p.probabilities[p.label]:.3f}); "
+                  f"top {len(p.top_segments)} of {len(p.segments)} segments:", highlight=False)
         seg = Table()
         for col, just in (("time", "left"), ("occlusion", "right"), ("weight", "right"), ("text", "left")):
             seg.add_column(col, justify=just, overflow="fold")
         for s in p.top_segments:
             seg.add_row(f"{_clock(s.start)}–{_clock(s.end)}", f"{s.occlusion:+.3f}", f"{s.weight:.3f}", escape(s.text))
-        console.print(seg)
+        out.print(seg)
     if ok:
-        console.print(f"occlusion = how much p({'{'}label{'}'}) drops without the segment (segments ranked by it); "
-                      f"weight = {r.weighting}.", style="dim", highlight=False)
-    if json_out is not None:
-        console.print(f"predictions  {write_json(r, json_out)}", highlight=False)
-    if explain_csv is not None:
-        console.print(f"segment weights  {write_explain_csv(r, explain_csv)}", highlight=False)
-    for p in r.failed:
-        err_console.print(f"[bold red]problem:[/] {escape(p.error)}", highlight=False, soft_wrap=True)
+        out.print(f"occlusion = how much p({'{'}label{'}'}) drops without the segment (segments ranked by it); "
+                  f"weight = {r.weighting}.", style="dim", highlight=False)
+    # each output file on its own: one that cannot be written gets its line, the others are still written
+    output_problems = []
+    if to_stdout:
+        sys.stdout.write(json_text(r))
+        sys.stdout.flush()
+    for path, what, writer in ((None if to_stdout else json_out, "predictions", write_json),
+                               (explain_csv, "segment weights", write_explain_csv)):
+        if path is None:
+            continue
+        try:
+            out.print(f"{what}  {writer(r, path)}", highlight=False)
+        except HilbertError as e:
+            output_problems.append(str(e))
+    for problem in [p.error for p in r.failed] + output_problems:
+        err_console.print(f"[bold red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if r.failed:
         _fail(f"{len(r.failed)} of {len(r.predictions)} file(s) could not be predicted (see above); the others were.")
+    if output_problems:
+        _fail(f"{len(output_problems)} output file(s) could not be written (see above); the predictions are shown above.")
 
 
 def main() -> None:

@@ -36,3 +36,7 @@ class ModelFileError(HilbertError):
 
 class NotFittedError(HilbertError, AttributeError):
     """A classifier used before `fit` (or `load`)."""
+
+
+class OutputError(HilbertError):
+    """A file or folder that cannot be written: full disk, no permission, a file where a folder should be."""

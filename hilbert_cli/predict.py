@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_json, atomic_write_text, check_writable_dir, describe_os_error, strict_json
 from .corpus.audio import AUDIO_EXTENSIONS
 from .device import resolve_device
 from .features.backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
@@ -126,12 +127,14 @@ def expand_inputs(paths) -> list[tuple[Path, Optional[str]]]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
+            found = sorted(q for q in p.iterdir() if (q.is_file() or q.is_symlink()) and not q.name.startswith(".")
                            and q.suffix.lower() in AUDIO_EXTENSIONS)
             if not found:
                 add(p, f"{p}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder.")
             for q in found:
-                add(q)
+                add(q, _broken_link(q))
+        elif _broken_link(p):
+            add(p, _broken_link(p))
         elif not p.exists():
             add(p, f"{p}: no such file or folder.")
         elif p.suffix.lower() not in AUDIO_EXTENSIONS:
@@ -141,6 +144,12 @@ def expand_inputs(paths) -> list[tuple[Path, Optional[str]]]:
     if not out:
         raise HilbertError("predict: no recordings given; give audio files or folders of them.")
     return out
+
+
+def _broken_link(p: Path) -> Optional[str]:
+    if p.is_symlink() and not p.exists():
+        return f"{p}: broken link (it points to {os.readlink(p)}, which is not there); restore the recording or remove the link."
+    return None
 
 
 # --- the model's backbones ------------------------------------------------------------------------
@@ -211,6 +220,8 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
             docs[k] = dataclasses.replace(doc, doc_id=f"{k:06d}-{doc.doc_id}")  # unique even for same-named files
         except HilbertError as e:
             problems[k] = str(e)
+        except OSError as e:  # e.g. a recording that cannot be opened
+            problems[k] = describe_os_error(e, path, "cannot read it")
         if progress:
             progress("segment", done, len(todo))
     return docs, problems
@@ -258,6 +269,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     model_path = Path(model_path)
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     model, meta = load_checkpoint(model_path, device=device)
+    check_writable_dir(ws.root, "--workspace")  # the transcript and embedding caches go there
     warnings = check_backbones(model_path, meta, allow_download)
     inputs = expand_inputs(paths)
     label_names = list(meta["label_names"])
@@ -284,6 +296,11 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
             continue
         doc, out = docs[k], outs[k]
         proba = [float(p) for p in out["proba"]]
+        if not all(math.isfinite(p) for p in proba):
+            predictions.append(FilePrediction(str(path), error=(
+                f"{path}: the model gave probabilities that are not numbers (NaN) for this recording, so it has no "
+                f"prediction; the model file {model_path} may be damaged: train it again.")))
+            continue
         w, wa, wt, wj = _weights(out, len(doc.segments), modalities)
         occ = out["occlusion"]
         segments = [SegmentWeight(s.index, s.start, s.end, s.text, s.source, float(w[i]), wa[i], wt[i], wj[i], float(occ[i]))
@@ -299,8 +316,14 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
 
 # --- output files ---------------------------------------------------------------------------------
 
+def json_text(result: PredictResult) -> str:
+    """One object per file: file, label, probabilities, top_segments (start, end, text, weight), and error;
+    strict JSON (a value that is not a finite number is null)."""
+    return strict_json(result.to_json())
+
+
 def write_json(result: PredictResult, path: str | os.PathLike) -> Path:
-    """One object per file: file, label, probabilities, top_segments (start, end, text, weight), and error."""
+    """json_text(result), written atomically to `path`."""
     return atomic_write_json(path, result.to_json())
 
 

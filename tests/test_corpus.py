@@ -106,7 +106,7 @@ def test_document_problems_do_not_stop_the_rest(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     good_doc(corpus, "GOOD")
-    (corpus / "EMPTY.wav").write_bytes(b"")  # unreadable (no header)
+    (corpus / "EMPTY.wav").write_bytes(b"")  # 0 bytes: its own message
     sf.write(corpus / "ZERO.wav", np.zeros(0, dtype=np.float32), 16000)  # a valid file with no samples
     write_audio(corpus / "BADTX.wav")
     (corpus / "BADTX.txt").write_bytes(b"\xff\xfe\x00\xd8")  # UTF-16 BOM, then a lone surrogate
@@ -124,7 +124,7 @@ def test_document_problems_do_not_stop_the_rest(tmp_path):
     assert sorted(d.doc_id for d in r.documents) == ["EDGE", "GOOD"]
     text = "\n".join(r.problems)
     assert r.failed and len(r.problems) == 4, text
-    assert "EMPTY.wav: cannot read audio" in text
+    assert "EMPTY.wav: empty file (0 bytes)" in text
     assert "ZERO.wav: the audio is empty" in text
     assert "BADTX.txt: cannot decode" in text
     assert "LATE.json: cue 'this cue runs past the end' at 3.00-9.00 s runs past the end of the audio (4.00 s)" in text

@@ -20,6 +20,11 @@ def load_audio(path: str | os.PathLike) -> np.ndarray:
     import soxr
 
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise HilbertError(f"{path}: broken link (it points to {os.readlink(path)}, which is not there); "
+                           "restore the recording or remove the link.")
+    if path.stat().st_size == 0:
+        raise HilbertError(f"{path}: empty file (0 bytes); replace it with the recording or remove it.")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for unreadable files

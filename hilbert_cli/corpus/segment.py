@@ -21,12 +21,13 @@ from typing import Callable, Optional
 import torch
 
 from . import cutting
+from ..atomic import check_writable_dir, describe_os_error
 from .align import align_words
 from .asr import DEFAULT_ASR, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
 from .reading import Document, read_corpus
-from ..errors import HilbertError
+from ..errors import HilbertError, OutputError
 from .transcripts import TRANSCRIPT_EXTENSIONS, read_transcript
 from ..workspace import Manifest, Segment, SegmentedDoc, Workspace
 
@@ -44,6 +45,7 @@ class SegmentSettings:
     max_seconds: float = 15.0
     window: float = 10.0  # seconds, strategy "fixed"
     asr: str = DEFAULT_ASR
+    min_seconds: float = 1.0  # a recording shorter than this is reported as too short, never transcribed
     tier: list[str] | None = None  # TextGrid tiers to read (None: each speaker's word tier); "a,b" is split
 
     def __post_init__(self):
@@ -56,6 +58,8 @@ class SegmentSettings:
             raise HilbertError(f"--max-seconds: must be more than 0, got {self.max_seconds}.")
         if not self.window > 0:
             raise HilbertError(f"--window: must be more than 0 seconds, got {self.window}.")
+        if not 0 <= self.min_seconds < float("inf"):
+            raise HilbertError(f"--min-seconds: must be 0 or more seconds, got {self.min_seconds}.")
 
     @classmethod
     def from_dict(cls, d: dict) -> "SegmentSettings":
@@ -160,6 +164,11 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
     """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document."""
     audio = load_audio(doc.audio)
     duration = len(audio) / SAMPLE_RATE
+    if duration < settings.min_seconds:
+        raise HilbertError(
+            f"{doc.audio.name}: too short ({duration:.2f} s, under the {settings.min_seconds:g} s minimum) to hold "
+            "speech worth segmenting; replace it with the full recording, remove it, or lower --min-seconds."
+        )
     transcript = read_transcript(doc.transcript, tier=settings.tier) if doc.transcript else None
     warnings, asr_state, cues = list(transcript.warnings) if transcript else [], "none", None
     if transcript is not None and transcript.timed:
@@ -220,8 +229,9 @@ def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings
     except HilbertError:
         return None  # damaged: redo it
     want = dict(asdict(settings), **_transcript_key(doc))
+    del want["min_seconds"]  # it only refuses short recordings: a kept document needs only to be long enough
     same = old.audio_sha256 == sha and all(old.settings.get(k) == v for k, v in want.items())
-    return old if same else None
+    return old if same and old.duration >= settings.min_seconds else None
 
 
 def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings: SegmentSettings,
@@ -237,6 +247,7 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
             f"--workspace {workspace.root}: is inside the corpus folder {corpus.root}, which is never written to; "
             "choose a workspace outside it."
         )
+    check_writable_dir(workspace.root, "--workspace")  # before any ASR: a workspace that cannot be written stops here
     asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads)
     problems, warnings, stats, documents = list(corpus.problems), [], [], {}
     if not corpus.has_labels:
@@ -256,8 +267,13 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
                 warnings += doc_warnings
                 workspace.write_doc(seg_doc)
                 stats.append(_stats(seg_doc, "segmented", asr_state))
+        except OutputError:
+            raise  # the workspace cannot be written: every later document would fail the same way
         except HilbertError as e:
             problems.append(str(e))
+            continue
+        except OSError as e:  # e.g. the recording cannot be opened (permissions)
+            problems.append(describe_os_error(e, doc.audio, "cannot read it"))
             continue
         documents[doc.doc_id] = {"audio": seg_doc.audio_path, "audio_sha256": sha,
                                  "subject": doc.subject, "labels": doc.labels}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 import statistics
@@ -245,8 +246,11 @@ def _turns(lines: list[str], speakers: set[str], current: str | None) -> list[tu
 # --- timed cues -------------------------------------------------------------------------------
 def _check_cues(path: Path, cues: list[Cue], warnings: list[str]) -> list[Cue]:
     """Cues sorted by start; empty cues (pauses) dropped; zero-length cues with text dropped and
-    counted in `warnings`; a cue that ends before it starts is an error."""
-    for c in cues:
+    counted in `warnings`; a cue that ends before it starts, or whose time is not a number, is an error."""
+    for i, c in enumerate(cues):
+        if not (math.isfinite(c.start) and math.isfinite(c.end)):
+            raise _bad(path, f"cue {i + 1} ({c.text[:30]!r}) has a time that is not a finite number "
+                             f"(start {c.start}, end {c.end}); give times in seconds")
         if c.start < 0 or c.end < c.start:
             raise _bad(path, f"cue {c.text[:30]!r} has an invalid time span {c.start:.3f}-{c.end:.3f} s")
     hidden = [c for c in cues if c.text and c.end == c.start]

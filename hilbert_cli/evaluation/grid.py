@@ -25,11 +25,11 @@ from typing import Callable, Optional
 import multiprocessing
 import numpy as np
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_json, check_writable_dir
 from ..learn.config import AUX_LOSSES, CONFIGURATIONS, PAPER_CONFIGURATIONS, HilbertConfig
 from ..learn.registry import REFERENCE
 from ..device import default_threads, resolve_device
-from ..errors import HilbertError
+from ..errors import HilbertError, OutputError
 from .folds import DEFAULT_FOLDS, Folds, make_folds, subject_groups
 from .metrics import corrected_resampled_ttest, paired_bootstrap_test, summarize
 from ..workspace import Workspace
@@ -164,6 +164,9 @@ def evaluate(
     t0 = time.perf_counter()
     dev = resolve_device(device, param="device")  # before any work: a missing GPU stops at once
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    check_writable_dir(ws.runs_dir, "--workspace", label=ws.root)  # before any training: where the cells and the report go
+    if run_name is not None:
+        check_writable_dir(ws.runs_dir / run_name, "--name")
     manifest = ws.load_manifest()
     task_list = manifest.tasks if tasks in ("all", ["all"]) else _split(tasks, "--task")
     for t in task_list:
@@ -213,9 +216,13 @@ def evaluate(
 
     name = run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = ws.runs_dir / name
-    files = write_report(run_dir, cells, setups, metrics, variants, pairs, warnings,
-                         {"folds": k, "seed": seed, "tasks": task_list, "configurations": list(variants),
-                          "audio": sorted({a for a, _ in pairs}), "text": sorted({t for _, t in pairs})})
+    try:
+        files = write_report(run_dir, cells, setups, metrics, variants, pairs, warnings,
+                             {"folds": k, "seed": seed, "tasks": task_list, "configurations": list(variants),
+                              "audio": sorted({a for a, _ in pairs}), "text": sorted({t for _, t in pairs})})
+    except OutputError as e:
+        raise OutputError(f"{str(e).rstrip('.')}; the {len(cells)} finished cell(s) are kept in {cache_dir}, so the same "
+                          "command run again only writes the report.") from None
     return EvalResult(run_dir, files, task_list, list(variants), pairs, metrics, cells, setups, warnings,
                       len(todo), sum(1 for c in cells if c.cached), time.perf_counter() - t0)
 
@@ -317,6 +324,9 @@ def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, pr
                 s.folds.seed, s.groups, str(device), threads)
 
     def store(c: Cell, r: dict):
+        if not np.isfinite(r["proba"]).all():
+            raise HilbertError(f"{c.task} / {c.variant} ({c.pair}): training diverged (probabilities that are not "
+                               "numbers); lower train.lr in --config-file (finished cells are kept).")
         atomic_write_json(cache_dir / f"{c.key}.json", {"key": c.key, "task": c.task, "audio": c.audio,
                                                         "text": c.text, "variant": c.variant,
                                                         "config": c.config.to_dict(),

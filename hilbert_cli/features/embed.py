@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from . import encoders
-from ..atomic import atomic_save
+from ..atomic import atomic_save, check_writable_dir
 from ..corpus.audio import load_audio, file_sha256
 from ..device import resolve_device
 from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbone, backbone_fingerprint,
@@ -230,6 +230,7 @@ def embed_corpus(workspace: Workspace, audio: str = DEFAULT_AUDIO, text: str = D
     """Embed every segmented document of the workspace (or `doc_ids`), filling the cache; encoders run on
     `device` (None = auto) with `threads` CTranslate2 CPU threads (None = device.default_threads)."""
     t0 = time.perf_counter()
+    check_writable_dir(workspace.embeddings_dir, "--workspace", label=workspace.root)  # before any encoder runs
     docs = _load_docs(workspace, doc_ids)
     vectors, stats = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress,
                                  device, threads)

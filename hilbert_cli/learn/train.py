@@ -17,10 +17,10 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..atomic import atomic_save, atomic_write_text
+from ..atomic import atomic_save, atomic_write_text, check_writable_dir, check_writable_file
 from .config import HilbertConfig
 from .data import TaskData, load_task_data, pad_batch
-from ..errors import DataError, HilbertError
+from ..errors import DataError, HilbertError, OutputError
 from ..evaluation.folds import inner_split, subject_groups
 from .trainer import HISTORY_KEYS, FoldPlan, torch_threads, train_folds
 from ..device import resolve_device
@@ -173,6 +173,8 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
     out_path = Path(out_path)
     if out_path.suffix != ".pt":
         raise HilbertError(f"-o {out_path}: a model file must end in .pt, e.g. model.pt.")
+    check_writable_file(out_path, "-o")  # before any work: a model that cannot be written stops here
+    check_writable_dir(ws.root, "--workspace")  # the embedding cache goes there
     device = resolve_device(device)
     data: TaskData = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=embed_progress,
                                     device=device)
@@ -187,9 +189,13 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
                     extra={"n_documents": len(data.doc_ids), "best_epoch": res.best_epoch,
                            "class_weights": res.class_weights})
     csv_path, png_path, yaml_path = side_paths(out_path)
-    write_losses_csv(csv_path, res.history)
-    plot_losses(png_path, res.history, title=f"{task}: {config.configuration} ({audio} + {text})", best_epoch=res.best_epoch)
-    atomic_write_text(yaml_path, config.to_yaml())
+    try:  # after the model: a side file that cannot be written loses no training
+        write_losses_csv(csv_path, res.history)
+        atomic_write_text(yaml_path, config.to_yaml())
+        plot_losses(png_path, res.history, title=f"{task}: {config.configuration} ({audio} + {text})",
+                    best_epoch=res.best_epoch)
+    except OutputError as e:
+        raise OutputError(f"{str(e).rstrip('.')}; the model itself was written to {out_path}.") from None
     return TrainResult(out_path, csv_path, png_path, yaml_path, config, task, data.label_names,
                        np.bincount(data.y, minlength=data.n_classes).tolist(), len(data.doc_ids), res.best_epoch,
                        len(res.history), time.perf_counter() - t0, res.history)
