@@ -154,6 +154,7 @@ def segment(
     max_seconds: float = typer.Option(15.0, "--max-seconds", help="auto: no segment longer than this (seconds)."),
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
+    replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
                                        help="TextGrids: read these tiers, one speaker each (default: each speaker's word tier, never a phone tier)."),
@@ -175,15 +176,16 @@ def segment(
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier)
     ws = Workspace(workspace)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} documents"),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+    with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
+                                      TextColumn("{task.completed:.1f}/{task.total} documents"),
+                                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("segmenting", total=None)
 
         def on_progress(p):
             bar.update(task, total=p.n_docs, completed=p.doc_index + p.fraction, description=p.doc_id)
 
         result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress,
-                                device=torch_device)
+                                device=torch_device, replace=replace)
 
     table = Table(title=f"segments in {result.workspace}")
     for col in ("documents", "segments", "mean words / segment", "mean seconds / segment", "left out"):
@@ -226,7 +228,7 @@ def embed(
 
     torch_device = resolve_device(device, param="--device")
     ws = Workspace(workspace)
-    with _progress() as bar:
+    with ws.lock("embed"), _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: f"{stage} ({audio if stage == 'audio' else text}): "
                                                      f"{'documents' if stage == 'audio' else 'segments'}")
         r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress,
@@ -305,7 +307,8 @@ def train(
     if output.suffix == ".pt":  # (train_task words the other case)
         check_writable_file(output, "-o")  # before the config is shown and any work starts
     console.print(Panel(cfg.to_yaml().rstrip(), title="resolved config", expand=False))
-    with _progress(TextColumn("{task.fields[losses]}")) as bar:
+    ws = Workspace(workspace)
+    with ws.lock("train"), _progress(TextColumn("{task.fields[losses]}")) as bar:
         on_embed = _stage_bars(bar, lambda stage: f"embed {stage}", losses="")
         train_bar = bar.add_task(f"train {cfg.configuration}", total=cfg.train.epochs, losses="")
 
@@ -314,7 +317,7 @@ def train(
             auc = "" if r["val_auc"] != r["val_auc"] else f" val AUC {r['val_auc']:.3f}"
             bar.update(train_bar, completed=epoch, total=total, losses=f"{parts} | val {r['val_loss']:.3f}{auc}")
 
-        r = train_task(Workspace(workspace), task, audio, text, cfg, output, allow_download=allow_download,
+        r = train_task(ws, task, audio, text, cfg, output, allow_download=allow_download,
                        progress=on_epoch, embed_progress=on_embed, device=torch_device)
     counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
     console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
@@ -359,9 +362,10 @@ def evaluate(
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
         _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
     base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
-    with _progress() as bar:
+    ws = Workspace(workspace)
+    with ws.lock("evaluate"), _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
-        r = run_evaluation(Workspace(workspace), task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
+        r = run_evaluation(ws, task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
                            config=base, run_name=name, jobs=jobs, allow_download=allow_download, device=torch_device,
                            progress=on_progress)
     for w in r.warnings:

@@ -1,6 +1,7 @@
 """The workspace: where every command keeps its state (default ./hilbert-work).
 
 Layout
+    .lock                       held by the command using the workspace (its pid inside)
     corpus.json                 manifest written by `segment`: documents, labels, tasks, settings
     segments/<doc_id>.json      one SegmentedDoc per document
     transcripts/<key>.json      ASR cache (word timings), keyed by audio hash + ASR model
@@ -10,13 +11,14 @@ Every file is written atomically (atomic.py), so an interrupted command leaves i
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_json
-from .errors import HilbertError
+from .atomic import atomic_write_json, check_writable_dir
+from .errors import HilbertError, OutputError
 
 DEFAULT_WORKSPACE = "hilbert-work"
 WORKSPACE_ENV = "HILBERT_WORKSPACE"
@@ -83,6 +85,39 @@ class Workspace:
     def __init__(self, root: str | os.PathLike | None = None):
         root = root or os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE
         self.root = Path(root)
+
+    @contextlib.contextmanager
+    def lock(self, command: str):
+        """Hold the workspace for one command: a second command on it stops with one line naming the holder.
+
+        An advisory lock (flock) on `.lock`, which holds the holder's pid and command: the operating system
+        releases it when the holder ends however it ends, so a lock left by a killed command is taken over.
+        Where flock does not exist (Windows) commands are not serialised."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        path = self.root / ".lock"
+        check_writable_dir(self.root, "--workspace")  # a file in the way, no permission: its own one line
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"--workspace {self.root}: cannot create its lock file ({e.strerror}); "
+                              "choose a folder you can write to.", param="--workspace") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                raise HilbertError(f"--workspace {self.root}: busy: `hilbert {holder}` is using it; wait for it to "
+                                   "finish, or use another workspace.", param="--workspace") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{command} (pid {os.getpid()})".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # folders
     @property

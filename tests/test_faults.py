@@ -10,7 +10,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -399,3 +404,101 @@ def test_strict_json_maps_non_finite_numbers_to_null(tmp_path):
     path = atomic.atomic_write_json(tmp_path / "x.json", {"a": float("nan"), "b": [1.0, float("inf")],
                                                           "c": np.float32("-inf"), "d": np.array([0.5, np.nan])})
     assert strict_load(path) == {"a": None, "b": [1.0, None], "c": None, "d": [0.5, None]}
+
+
+# --- workers die with their parent ----------------------------------------------------------------------
+_PARENT_SCRIPT = r'''
+import sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from hilbert_cli.features import embed
+from hilbert_cli.evaluation.grid import evaluate
+from hilbert_cli.learn.config import load_config
+from hilbert_cli.workspace import Manifest, Workspace
+
+def fake(ws, doc_ids, audio, text, **kw):
+    rng = np.random.default_rng(0)
+    return {d: (rng.normal(size=(20, 8)).astype(np.float32), rng.normal(size=(20, 8)).astype(np.float32)) for d in doc_ids}
+
+if __name__ == "__main__":  # the workers are spawned: they import this file and must not run it
+    embed.document_embeddings = fake
+    ws = Workspace(sys.argv[1])
+    docs = {f"d{i:02d}": {"audio": f"/x/d{i}.wav", "audio_sha256": "0", "subject": f"s{i}",
+                          "labels": {"a": str(i % 2), "b": str(i % 3)}} for i in range(40)}
+    ws.write_manifest(Manifest("/x", docs, ["a", "b"], {}))
+    cfg = load_config(None, {"model.d": 16, "model.heads": 2, "train.epochs": 100000, "train.patience": 100000})
+    evaluate(ws, "a,b", "hilbert", "a1", "t1", k=3, config=cfg, run_name="killed", jobs=2)  # runs far longer than the test
+'''
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_evaluate_leaves_no_worker_behind(tmp_path, sig):
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT_SCRIPT)
+    repo = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ws"), repo],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:  # the two pool workers (plus the resource tracker)
+            time.sleep(0.5)
+            workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+            assert proc.poll() is None, "the evaluate process ended before its workers started"
+        assert len(workers) >= 2, "evaluate --jobs 2 started no workers"
+        everyone = _children(proc.pid)
+        time.sleep(2.0)
+        assert proc.poll() is None and all(_alive(p) for p in workers), "the workers are not training"
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(p) for p in everyone):
+            time.sleep(0.25)
+        assert not [p for p in everyone if _alive(p)], "processes outlived the killed evaluate"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# --- one command per workspace --------------------------------------------------------------------------
+def test_a_busy_workspace_stops_a_second_command_with_one_line(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+                               "from hilbert_cli.workspace import Workspace\n"
+                               "with Workspace(sys.argv[2]).lock('segment corpus'):\n print('held', flush=True); time.sleep(60)",
+                               str(Path(__file__).resolve().parents[1]), str(ws.root)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = CliRunner().invoke(app, ["embed", "-w", str(ws.root)])
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and "Traceback" not in r.output
+        assert "busy" in lines[0] and "segment corpus" in lines[0] and f"pid {holder.pid}" in lines[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was killed: its lock is gone with it, and the next command takes the workspace over
+    with ws.lock("embed"):
+        assert f"pid {os.getpid()}" in (ws.root / ".lock").read_text()

@@ -432,3 +432,27 @@ def test_openai_whisper_engine_by_path(tmp_path):
     words = eng.transcribe(np.random.default_rng(0).normal(0, 0.01, 16000 * 2).astype(np.float32))
     assert words and {w.text for w in words} == {"hello"}
     assert all(0 <= w.start <= w.end <= 2.0 + 1e-6 for w in words)
+
+
+def test_a_moved_corpus_keeps_its_documents_and_another_corpus_needs_replace(tmp_path):
+    corpus = _timed_corpus(tmp_path / "c")
+    ws = Workspace(tmp_path / "ws")
+    segment_corpus(corpus, ws, SegmentSettings(strategy="cues"))
+    moved = corpus.rename(tmp_path / "c2")
+    r = segment_corpus(moved, ws, SegmentSettings(strategy="cues"))
+    assert [d.status for d in r.documents] == ["resumed"] * 2  # matched by content: nothing redone
+    m = ws.load_manifest()
+    assert m.corpus_dir == str(moved.resolve()) and m.documents["A"]["audio"] == str((moved / "A.wav").resolve())
+    assert ws.load_doc("A").audio_path == str((moved / "A.wav").resolve())  # what `embed` reads
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_audio(other / "Z.wav", seconds=4.0)
+    (other / "Z.srt").write_text("1\n00:00:00,500 --> 00:00:03,000\nSomething else entirely.\n")
+    with pytest.raises(HilbertError, match=r"holds the segments of another corpus .*2 documents.*--replace"):
+        segment_corpus(other, ws, SegmentSettings(strategy="cues"))
+    assert set(ws.load_manifest().documents) == {"A", "B"}  # nothing replaced
+    r = CliRunner().invoke(app, ["segment", str(other), "-w", str(ws.root), "--strategy", "cues"])
+    assert r.exit_code == 1 and "--replace" in r.output and "Traceback" not in r.output
+    segment_corpus(other, ws, SegmentSettings(strategy="cues"), replace=True)
+    assert set(ws.load_manifest().documents) == {"Z"}

@@ -236,9 +236,14 @@ def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings
 
 def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings: SegmentSettings,
                    allow_download: bool = False, progress: Callable[[Progress], None] | None = None, *,
-                   device: Optional[torch.device] = None, threads: Optional[int] = None) -> SegmentResult:
+                   device: Optional[torch.device] = None, threads: Optional[int] = None,
+                   replace: bool = False) -> SegmentResult:
     """Segment every document of the corpus into the workspace, running ASR on `device` (None = auto) with
-    `threads` CPU threads (None = device.default_threads)."""
+    `threads` CPU threads (None = device.default_threads).
+
+    A workspace belongs to one corpus: segmenting another corpus into it raises HilbertError unless `replace`.
+    A corpus that was moved (its old folder is gone, its documents are here) is the same corpus: documents
+    whose audio is unchanged are kept and their paths follow the new folder."""
     device = resolve_device(device)
     corpus = read_corpus(corpus_dir)
     root, ws_root = corpus.root.resolve(), workspace.root.resolve()
@@ -248,6 +253,8 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
             "choose a workspace outside it."
         )
     check_writable_dir(workspace.root, "--workspace")  # before any ASR: a workspace that cannot be written stops here
+    if not replace:
+        _check_same_corpus(workspace, root, corpus.documents)
     asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads)
     problems, warnings, stats, documents = list(corpus.problems), [], [], {}
     if not corpus.has_labels:
@@ -260,6 +267,10 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
             sha = file_sha256(doc.audio)
             seg_doc = _resumable(workspace, doc, sha, settings)
             if seg_doc is not None:
+                here = str(Path(doc.audio).resolve())
+                if seg_doc.audio_path != here:  # the corpus moved: same audio (by content), new path
+                    seg_doc.audio_path = here
+                    workspace.write_doc(seg_doc)
                 stats.append(_stats(seg_doc, "resumed", "none"))
                 report(1.0)
             else:
@@ -283,6 +294,27 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
                         f"fell back to auto for them: {', '.join(fell_back)}.")
     workspace.write_manifest(Manifest(str(root), documents, corpus.tasks, asdict(settings)))
     return SegmentResult(str(workspace.root), stats, problems, warnings, corpus.tasks, asdict(settings))
+
+
+def _check_same_corpus(workspace: Workspace, root: Path, documents) -> None:
+    """Stop before any work when the workspace holds another corpus. The same folder is the same corpus; so is
+    a folder that replaced a vanished one and holds at least half of its documents (a moved corpus)."""
+    if not workspace.manifest_path.exists():
+        return
+    try:
+        old = workspace.load_manifest()
+    except HilbertError:
+        return  # a damaged manifest is rewritten at the end
+    old_root = Path(old.corpus_dir)
+    if old_root == root or not old.documents:
+        return
+    shared = len(set(old.documents) & {d.doc_id for d in documents})
+    if not old_root.exists() and shared * 2 >= len(old.documents):
+        return
+    raise HilbertError(
+        f"--workspace {workspace.root}: holds the segments of another corpus ({old_root}, {len(old.documents)} "
+        f"documents); segment {root} into another workspace (-w), or pass --replace to replace that corpus here.",
+        param="--workspace")
 
 
 def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: str | os.PathLike | None = None,

@@ -295,6 +295,22 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
     return True
 
 
+PARENT_POLL_SECONDS = 0.5  # how often a worker checks that the evaluate process that started it is alive
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Worker initializer: a daemon thread ends this worker as soon as its parent is gone (killed by any
+    signal, SIGKILL included, the worker is re-parented), so no worker outlives `hilbert evaluate`."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hilbert-parent-watch", daemon=True).start()
+
+
 def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, seed: int, groups, device: str,
               threads: Optional[int] = None) -> dict:
     """Train one cell's folds; runs in a worker process (or inline). Returns plain data only."""
@@ -341,7 +357,8 @@ def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, pr
                 progress("train", i + 1, len(todo))
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_watch_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_cell_job, *args(c)): c for c in todo}
         for i, fut in enumerate(as_completed(futures)):
             try:
