@@ -155,6 +155,7 @@ def segment(
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
+    beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
                                        help="TextGrids: read these tiers, one speaker each (default: each speaker's word tier, never a phone tier)."),
@@ -174,7 +175,8 @@ def segment(
     from .workspace import Workspace
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
-    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier)
+    settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
+                               beam_size=beam_size)
     ws = Workspace(workspace)
     with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),

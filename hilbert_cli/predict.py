@@ -212,7 +212,7 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
     problems.update({k: problem for k, (_, problem) in enumerate(inputs) if problem is not None})
     if todo:
         s = SegmentSettings.from_dict(settings)
-        engine = load_asr(s.asr, allow_download, device=device)  # loads nothing yet: the weights load on the first transcription
+        engine = load_asr(s.asr, allow_download, device=device, beam_size=s.beam_size)  # loads nothing yet: the weights load on the first transcription
     for done, (k, path) in enumerate(todo, start=1):
         try:
             doc = segment_recording(path, settings, cache_dir=ws.transcripts_dir, allow_download=allow_download,

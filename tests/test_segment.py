@@ -456,3 +456,41 @@ def test_a_moved_corpus_keeps_its_documents_and_another_corpus_needs_replace(tmp
     assert r.exit_code == 1 and "--replace" in r.output and "Traceback" not in r.output
     segment_corpus(other, ws, SegmentSettings(strategy="cues"), replace=True)
     assert set(ws.load_manifest().documents) == {"Z"}
+
+
+def test_decoding_is_greedy_at_temperature_zero_unless_a_beam_is_asked(monkeypatch):
+    """No sampling fallback: faster-whisper is called with temperature 0 only, and the beam is a setting."""
+    calls = []
+
+    class FakeModel:
+        model = type("M", (), {"is_multilingual": False})()
+
+        def __init__(self, *a, **kw):
+            pass
+
+        def transcribe(self, audio, **kw):
+            calls.append(kw)
+            return iter(()), None
+
+    import faster_whisper
+    monkeypatch.setattr(faster_whisper, "WhisperModel", FakeModel)
+    greedy, beam = load_asr("faster-whisper"), load_asr("faster-whisper", beam_size=5)
+    greedy.transcribe(np.zeros(16000, np.float32))
+    beam.transcribe(np.zeros(16000, np.float32))
+    assert [(c["temperature"], c["beam_size"]) for c in calls] == [(0.0, 1), (0.0, 5)]
+    assert greedy.identity != beam.identity  # cached transcripts of one decoding are not reused for the other
+    with pytest.raises(HilbertError, match="--beam-size"):
+        SegmentSettings(beam_size=0)
+
+
+def test_the_same_noisy_clip_gives_the_same_words_in_fresh_engines():
+    """Three fresh engines (model loaded anew each time) transcribe one noisy two-voice clip identically."""
+    from hilbert_cli.demo.tts import Engine
+
+    tts = Engine(fresh=True)
+    a, _ = tts.synthesize("How have you been sleeping lately?", voice="en-us+f2")
+    b, _ = tts.synthesize("Not very well, I wake up at four most nights.", voice="en-us+m3", rate_wpm=140)
+    clip = np.concatenate([a, np.zeros(8000, np.float32), b])
+    clip = clip + np.random.default_rng(0).normal(scale=0.05, size=clip.shape).astype(np.float32)  # about 6 dB SNR
+    runs = [[w.text for w in load_asr("faster-whisper").transcribe(clip)] for _ in range(3)]
+    assert runs[0] and runs[0] == runs[1] == runs[2]

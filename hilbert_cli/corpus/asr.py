@@ -29,10 +29,14 @@ from ..errors import HilbertError
 
 DEFAULT_ASR = "faster-whisper"
 # Bump when decoding options change, so cached transcripts from older options are not reused.
-DECODE_VERSION = 1
-# Greedy decoding, no conditioning on the previous window: ~35x real time for tiny.en on
-# 2 cores (benchmarks/bench_segment.py), and no repetition loops carried across windows.
+# 2: temperature 0 only (no sampling fallback), so the same audio gives the same words every run.
+DECODE_VERSION = 2
+# Greedy decoding by default (`--beam-size` widens it), no conditioning on the previous window: ~35x real
+# time for tiny.en on 2 cores (benchmarks/bench_segment.py), and no repetition loops carried across windows.
 BEAM_SIZE = 1
+# Decoding temperature: 0 only. Whisper's default falls back to sampling at 0.2 ... 1.0 when a window
+# decodes badly (noisy audio), and sampling made the same 22-s clip give 0 words in one run and 44 in another.
+TEMPERATURE = 0.0
 # Silero VAD (bundled with faster-whisper) drops silences over 2 s before decoding: Whisper
 # otherwise "hears" words in long pauses, which clinical interviews have; it costs ~1% of the time.
 VAD_FILTER = True
@@ -46,6 +50,17 @@ class Word:
 
 
 ProgressFn = Callable[[float], None]  # fraction of the recording transcribed, 0..1
+
+
+def _check_beam(beam_size) -> int:
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        raise HilbertError(f"--beam-size: must be a whole number of 1 or more (1 = greedy), got {beam_size!r}.")
+    return beam_size
+
+
+def _decoding(beam_size: int) -> str:
+    """What the cache key adds to the model for the decoding options (greedy: nothing, as before beams)."""
+    return "" if beam_size == BEAM_SIZE else f"|beam{beam_size}"
 
 
 def _not_here(model: str, engine: str) -> HilbertError:
@@ -62,7 +77,8 @@ class FasterWhisperASR:
     name = "faster-whisper"
 
     def __init__(self, model: str | None = None, allow_download: bool = False, *,
-                 device: Optional[torch.device] = None, threads: Optional[int] = None):
+                 device: Optional[torch.device] = None, threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
+        self.beam_size = _check_beam(beam_size)
         self.device = resolve_device(device)
         self.threads = threads
         self.model = model
@@ -87,6 +103,7 @@ class FasterWhisperASR:
             except Exception:  # huggingface_hub raises several types for "not cached"/"offline"
                 raise _not_here(model, self.name) from None
             self.identity = f"{self.name}:{model}"
+        self.identity += _decoding(self.beam_size)
         self._model = None
 
     def transcribe(self, audio: np.ndarray, progress: ProgressFn | None = None) -> list[Word]:
@@ -96,7 +113,7 @@ class FasterWhisperASR:
             self._model = WhisperModel(self.path, **ctranslate2_options(self.device, self.threads))
         language = None if self._model.model.is_multilingual else "en"
         segments, _ = self._model.transcribe(
-            audio, language=language, word_timestamps=True, beam_size=BEAM_SIZE,
+            audio, language=language, word_timestamps=True, beam_size=self.beam_size, temperature=TEMPERATURE,
             condition_on_previous_text=False, vad_filter=VAD_FILTER,
         )
         duration = len(audio) / SAMPLE_RATE
@@ -116,7 +133,8 @@ class OpenAIWhisperASR:
     name = "openai-whisper"
 
     def __init__(self, model: str | None = None, allow_download: bool = False, *,
-                 device: Optional[torch.device] = None, threads: Optional[int] = None):
+                 device: Optional[torch.device] = None, threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
+        self.beam_size = _check_beam(beam_size)
         import whisper
 
         device = resolve_device(device)
@@ -141,6 +159,7 @@ class OpenAIWhisperASR:
                 f"--asr {self.name}:{model}: neither a .pt file nor a model name; "
                 f"names: {', '.join(whisper.available_models())}."
             )
+        self.identity += _decoding(self.beam_size)
         self._model = None
 
     def transcribe(self, audio: np.ndarray, progress: ProgressFn | None = None) -> list[Word]:
@@ -150,7 +169,8 @@ class OpenAIWhisperASR:
             self._model = whisper.load_model(self.model, device=self.device, download_root=self.download_root)
         result = whisper.transcribe(
             self._model, audio, language=None if self._model.is_multilingual else "en", word_timestamps=True,
-            fp16=self.device.type == "cuda", beam_size=None, condition_on_previous_text=False, verbose=None,
+            fp16=self.device.type == "cuda", beam_size=None if self.beam_size == 1 else self.beam_size,
+            temperature=TEMPERATURE, condition_on_previous_text=False, verbose=None,
         )
         words = [
             Word(float(w["start"]), float(w["end"]), w["word"].strip())
@@ -165,14 +185,15 @@ ENGINES = {FasterWhisperASR.name: FasterWhisperASR, OpenAIWhisperASR.name: OpenA
 
 
 def load_asr(spec: str = DEFAULT_ASR, allow_download: bool = False, *, device: Optional[torch.device] = None,
-             threads: Optional[int] = None):
+             threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
     """`ENGINE` or `ENGINE:NAME_OR_PATH` -> an engine with `.identity` and `.transcribe(audio, progress)`, to run
     on `device` (None = auto) with `threads` CPU threads (None = device.default_threads).
     Checks at once that the model is on this machine; the weights load on first use."""
     engine, _, model = (spec or DEFAULT_ASR).partition(":")
     if engine not in ENGINES:
         raise HilbertError(f"--asr: unknown engine {engine!r}; valid engines: {', '.join(ENGINES)} (e.g. --asr openai-whisper:tiny.en).")
-    return ENGINES[engine](model or None, allow_download=allow_download, device=device, threads=threads)
+    return ENGINES[engine](model or None, allow_download=allow_download, device=device, threads=threads,
+                           beam_size=beam_size)
 
 
 def cache_path(cache_dir: str | os.PathLike, audio_sha256: str, identity: str) -> Path:

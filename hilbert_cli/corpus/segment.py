@@ -23,7 +23,7 @@ import torch
 from . import cutting
 from ..atomic import check_writable_dir, describe_os_error
 from .align import align_words
-from .asr import DEFAULT_ASR, load_asr, transcribe_cached
+from .asr import BEAM_SIZE, DEFAULT_ASR, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
 from .reading import Document, read_corpus
@@ -47,11 +47,14 @@ class SegmentSettings:
     asr: str = DEFAULT_ASR
     min_seconds: float = 1.0  # a recording shorter than this is reported as too short, never transcribed
     tier: list[str] | None = None  # TextGrid tiers to read (None: each speaker's word tier); "a,b" is split
+    beam_size: int = BEAM_SIZE  # ASR beam width (1 = greedy); decoding is at temperature 0 whatever the beam
 
     def __post_init__(self):
         self.tier = _tier_names(self.tier)
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+        if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise HilbertError(f"--beam-size: must be a whole number of 1 or more (1 = greedy), got {self.beam_size!r}.")
         if self.target_words < 1:
             raise HilbertError(f"--target-words: must be at least 1, got {self.target_words}.")
         if not self.max_seconds > 0:
@@ -128,8 +131,9 @@ class _Transcriber:
     checked at once; the weights load on first use."""
 
     def __init__(self, spec: str, allow_download: bool, engine=None, device: Optional[torch.device] = None,
-                 threads: Optional[int] = None):
-        self.engine = engine if engine is not None else load_asr(spec, allow_download, device=device, threads=threads)
+                 threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
+        self.engine = engine if engine is not None else load_asr(spec, allow_download, device=device, threads=threads,
+                                                                 beam_size=beam_size)
 
     def words(self, audio, sha, cache_dir, progress):
         if cache_dir is None:
@@ -230,7 +234,8 @@ def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings
         return None  # damaged: redo it
     want = dict(asdict(settings), **_transcript_key(doc))
     del want["min_seconds"]  # it only refuses short recordings: a kept document needs only to be long enough
-    same = old.audio_sha256 == sha and all(old.settings.get(k) == v for k, v in want.items())
+    default = asdict(SegmentSettings())  # a setting added after the document was segmented had its default then
+    same = old.audio_sha256 == sha and all(old.settings.get(k, default.get(k)) == v for k, v in want.items())
     return old if same and old.duration >= settings.min_seconds else None
 
 
@@ -255,7 +260,7 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
     check_writable_dir(workspace.root, "--workspace")  # before any ASR: a workspace that cannot be written stops here
     if not replace:
         _check_same_corpus(workspace, root, corpus.documents)
-    asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads)
+    asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads, beam_size=settings.beam_size)
     problems, warnings, stats, documents = list(corpus.problems), [], [], {}
     if not corpus.has_labels:
         warnings.append(f"{corpus.root}: no labels.csv, so the documents have no labels; add one before `hilbert train`.")
@@ -333,6 +338,6 @@ def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: 
         raise HilbertError(f"{audio_path}: several transcripts beside it ({', '.join(sorted(p.name for p in beside))}); keep one.")
     s = SegmentSettings.from_dict(settings)
     doc = Document(audio_path.stem, audio_path, beside[0] if beside else None)
-    asr = _Transcriber(s.asr, allow_download, asr_engine, device=device, threads=threads)
+    asr = _Transcriber(s.asr, allow_download, asr_engine, device=device, threads=threads, beam_size=s.beam_size)
     seg_doc, _, _ = _segment_one(doc, s, asr, cache_dir, file_sha256(audio_path), lambda f: None)
     return seg_doc
