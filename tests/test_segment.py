@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hilbert_cli.corpus import asr as asr_mod
-from hilbert_cli.corpus.align import align_words, normalise
+from hilbert_cli.corpus.align import MAX_WORD_SECONDS, MIN_WORD_SECONDS, align_words, normalise
 from hilbert_cli.corpus.asr import Word, load_asr, transcribe_cached
 from hilbert_cli.cli import app
 from hilbert_cli.corpus import segment as segment_mod
@@ -42,14 +42,37 @@ def test_alignment_fills_gaps_at_the_edges_and_inside():
     asr = [Word(1.0, 1.5, "b"), Word(3.0, 3.5, "d")]
     a = align_words(["a", "b", "c1", "c2", "d", "e"], asr, duration=6.0)
     t = [(w.text, round(w.start, 3), round(w.end, 3)) for w in a.words]
-    assert t[0] == ("a", 0.0, 1.0)  # before the first heard word: from the start of the audio
+    assert t[0] == ("a", 0.2, 1.0)  # before the first heard word: against it, at most MAX_WORD_SECONDS long
     assert t[2][1] == 1.5 and t[3][2] == 3.0 and t[2][2] == t[3][1]  # between neighbours, split evenly
-    assert t[5] == ("e", 3.5, 6.0)  # after the last heard word: to the end of the audio
+    assert t[5] == ("e", 3.5, 4.3)  # after the last heard word: right after it, not stretched to the end
 
 
-def test_alignment_without_asr_words_spreads_over_the_audio():
+def test_alignment_without_asr_words_stays_inside_the_audio():
     a = align_words(["one", "two"], [], duration=4.0)
-    assert a.matched == 0 and a.words[0].start == 0.0 and a.words[-1].end == pytest.approx(4.0)
+    assert a.matched == 0 and 0.0 <= a.words[0].start < a.words[-1].end <= 4.0
+    assert all(w.end - w.start <= MAX_WORD_SECONDS + 1e-9 for w in a.words)
+
+
+def test_alignment_degrades_gracefully_where_the_recogniser_missed_stretches():
+    """A garbled 0.05-s ASR word standing for 16 transcript words, and a 10-s stretch with nothing heard:
+    the words keep plausible durations, stay in order between their anchors, and both gaps are reported."""
+    tokens = [f"w{i}" for i in range(40)]
+    asr = [Word(0.4 * i, 0.4 * i + 0.3, f"w{i}") for i in range(5)]  # w0-w4 heard
+    asr.append(Word(10.0, 10.05, "xx"))  # w5-w20 came out as one garbled word
+    asr.append(Word(30.0, 30.3, "w21"))  # heard; then w22-w34 not heard at all
+    asr += [Word(40.0 + 0.4 * k, 40.3 + 0.4 * k, f"w{35 + k}") for k in range(5)]  # w35-w39 heard
+    a = align_words(tokens, asr, duration=45.0)
+    assert [w.text for w in a.words] == tokens and a.matched == 11
+    for w in a.words:
+        assert MIN_WORD_SECONDS / 2 <= w.end - w.start <= MAX_WORD_SECONDS + 1e-9, w
+    assert all(x.end <= y.start + 1e-9 for x, y in zip(a.words, a.words[1:]))  # in order, no overlap
+    garbled = a.words[5:21]
+    assert garbled[-1].end - garbled[0].start >= 16 * MIN_WORD_SECONDS  # not squeezed into 0.05 s
+    assert garbled[0].start < 10.0 < garbled[-1].end  # around the ASR word they stand for
+    missed = a.words[22:35]
+    assert missed[-1].end - missed[0].start <= 13 * MAX_WORD_SECONDS + 1e-9  # the rest of the 9.7 s is a pause
+    assert [g.n_words for g in a.gaps] == [15, 13]
+    assert a.gaps[0].start < 10.0 < a.gaps[0].end and 30.3 <= a.gaps[1].start < a.gaps[1].end <= 40.0
 
 
 def test_normalise():
@@ -494,3 +517,20 @@ def test_the_same_noisy_clip_gives_the_same_words_in_fresh_engines():
     clip = clip + np.random.default_rng(0).normal(scale=0.05, size=clip.shape).astype(np.float32)  # about 6 dB SNR
     runs = [[w.text for w in load_asr("faster-whisper").transcribe(clip)] for _ in range(3)]
     assert runs[0] and runs[0] == runs[1] == runs[2]
+
+
+def test_a_transcript_with_unheard_stretches_warns_with_the_share_and_where(tmp_path, monkeypatch):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_audio(corpus / "A.wav", seconds=20.0)
+    words = [f"word{i}" for i in range(24)]
+    (corpus / "A.txt").write_text(" ".join(words) + "\n")
+    monkeypatch.setattr(segment_mod, "load_asr", lambda *a, **k: EchoASR(words[:6] + words[18:]))  # 12 missed
+    ws = Workspace(tmp_path / "ws")
+    r = segment_corpus(corpus, ws, SegmentSettings(target_words=8, max_seconds=6.0))
+    assert not r.failed, r.problems
+    warning = next(w for w in r.warnings if "A.txt" in w)
+    assert "50% of its words were heard" in warning and "12 words at 0:0" in warning
+    segs = ws.load_doc("A").segments
+    assert " ".join(s.text for s in segs).split() == words
+    assert all(s.end - s.start <= 6.0 + 1e-6 and s.text for s in segs)  # --max-seconds holds, no empty segment

@@ -34,6 +34,12 @@ from ..workspace import Manifest, Segment, SegmentedDoc, Workspace
 STRATEGIES = ("auto", "cues", "fixed")
 CUE_TOLERANCE = 0.5  # seconds a cue may run past the end of the audio before it is an error
 LOW_MATCH = 0.5  # warn when fewer aligned transcript words than this were heard by the ASR
+MAX_GAPS_SHOWN = 3  # unheard stretches named in a document's warning
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 PAPER_WORDS, PAPER_SECONDS = 17, 6.47  # the paper corpus's mean segment
 TRANSCRIPT_READER_VERSION = 2  # 2: speakers, TextGrid tier choice, text cleaning
 
@@ -186,10 +192,14 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
         speakers = [None] * len(words)
         if transcript is not None:
             aligned = align_words(transcript.words, words, duration)
-            if aligned.match_rate < LOW_MATCH:
+            if aligned.match_rate < LOW_MATCH or aligned.gaps:
+                where = ", ".join(f"{g.n_words} words at {_clock(g.start)}-{_clock(g.end)}" for g in aligned.gaps[:MAX_GAPS_SHOWN])
+                more = f" and {len(aligned.gaps) - MAX_GAPS_SHOWN} more" if len(aligned.gaps) > MAX_GAPS_SHOWN else ""
                 warnings.append(
-                    f"{doc.transcript.name}: only {aligned.match_rate:.0%} of its words were heard in "
-                    f"{doc.audio.name}; check that the transcript belongs to this recording."
+                    f"{doc.transcript.name}: {aligned.match_rate:.0%} of its words were heard in {doc.audio.name}"
+                    + (f"; not heard (times interpolated): {where}{more}" if where else "")
+                    + ("; check that the transcript belongs to this recording." if aligned.match_rate < LOW_MATCH
+                       else "; check the audio there.")
                 )
             words, source = aligned.words, "transcript+asr-timing"
             if len(transcript.word_speakers) == len(words):  # one aligned word per transcript word
