@@ -48,8 +48,9 @@ FLAGS = {"device": "--device", "configuration": "--configuration", "loss.losses"
 
 
 def _worded(e: HilbertError) -> str:
-    """The error's sentence, with a library parameter named by its command-line flag."""
-    message = str(e)
+    """The error's sentence on one line (a library's multi-line message, e.g. a network error, flattened), with a
+    library parameter named by its command-line flag."""
+    message = " ".join(str(e).split())
     param = e.param or message.split(":", 1)[0]
     if param in FLAGS and message.startswith(param + ":"):
         return FLAGS[param] + message[len(param):]

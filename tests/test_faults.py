@@ -502,3 +502,19 @@ def test_a_busy_workspace_stops_a_second_command_with_one_line(tmp_path):
     # the holder was killed: its lock is gone with it, and the next command takes the workspace over
     with ws.lock("embed"):
         assert f"pid {os.getpid()}" in (ws.root / ".lock").read_text()
+
+
+def test_a_multi_line_library_error_is_one_line(tmp_path, monkeypatch):
+    """Network libraries raise messages over several lines (`--allow-download` with no network): one line."""
+    from hilbert_cli.corpus import segment as segment_mod
+    from hilbert_cli.errors import HilbertError
+
+    def offline(*a, **k):
+        raise HilbertError("--asr faster-whisper:small: could not download it (HTTPSConnectionPool(host='x'):\n"
+                           "  Max retries exceeded\n  (Caused by NameResolutionError)); check the network.")
+
+    monkeypatch.setattr(segment_mod, "segment_corpus", offline)
+    (tmp_path / "c").mkdir()
+    r = CliRunner().invoke(app, ["segment", str(tmp_path / "c"), "-w", str(tmp_path / "ws"), "--allow-download"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and "Max retries exceeded (Caused by" in lines[0]

@@ -360,14 +360,18 @@ def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, pr
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_watch_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_cell_job, *args(c)): c for c in todo}
-        for i, fut in enumerate(as_completed(futures)):
-            try:
-                result = fut.result()
-            except BrokenProcessPool:
-                raise HilbertError(
-                    f"--jobs {jobs}: a worker process died (often: out of memory); run again with --jobs 1 "
-                    f"(finished cells are kept and not redone)."
-                ) from None
-            store(futures[fut], result)
-            if progress is not None:
-                progress("train", i + 1, len(todo))
+        try:
+            for i, fut in enumerate(as_completed(futures)):
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    raise HilbertError(
+                        f"--jobs {jobs}: a worker process died (often: out of memory); run again with --jobs 1 "
+                        f"(finished cells are kept and not redone)."
+                    ) from None
+                store(futures[fut], result)
+                if progress is not None:
+                    progress("train", i + 1, len(todo))
+        except BaseException:  # a cell that cannot be stored (or Ctrl-C): cells not started are not trained for nothing
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
