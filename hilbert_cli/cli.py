@@ -156,6 +156,8 @@ def segment(
     window: float = typer.Option(10.0, "--window", help="fixed: window length in seconds."),
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
+    speakers: Optional[str] = typer.Option(None, "--speakers", metavar="NAME[,NAME]",
+                                           help="Model only these speakers' speech (names as the transcripts give them; default: everyone's)."),
     beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
@@ -177,7 +179,7 @@ def segment(
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
-                               beam_size=beam_size)
+                               speakers=speakers, beam_size=beam_size)
     ws = Workspace(workspace)
     with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),
@@ -197,6 +199,11 @@ def segment(
                   f"{result.mean_seconds:.2f}", str(len(result.problems)))
     console.print(table)
     console.print(f"(the paper's corpus: {PAPER_WORDS} words, {PAPER_SECONDS} s per segment)", style="dim")
+    if any(result.speech):  # some transcript names its speakers
+        kept = {n.casefold() for n in settings.speakers or []}
+        parts = [f"{name or '(unnamed)'} {seconds / 60:.1f} min" + (" (modelled)" if name.casefold() in kept else "")
+                 for name, seconds in result.speech.items()]
+        console.print("speakers: " + ", ".join(parts), highlight=False, soft_wrap=True)
     resumed = sum(d.status == "resumed" for d in result.documents)
     if resumed:
         console.print(f"{resumed} document(s) already segmented with these settings were kept.")

@@ -47,6 +47,7 @@ class SegmentedDoc:
     duration: float  # seconds
     segments: list[Segment]
     settings: dict = field(default_factory=dict)  # segmentation settings used
+    speech: dict = field(default_factory=dict)  # speaker (or "" when unnamed) -> seconds of speech, before --speakers
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -54,7 +55,8 @@ class SegmentedDoc:
     @classmethod
     def from_json(cls, d: dict) -> "SegmentedDoc":
         segs = [Segment(**s) for s in d["segments"]]
-        return cls(d["doc_id"], d["audio_path"], d["audio_sha256"], float(d["duration"]), segs, d.get("settings", {}))
+        return cls(d["doc_id"], d["audio_path"], d["audio_sha256"], float(d["duration"]), segs, d.get("settings", {}),
+                   d.get("speech", {}))
 
 
 @dataclass

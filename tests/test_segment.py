@@ -534,3 +534,32 @@ def test_a_transcript_with_unheard_stretches_warns_with_the_share_and_where(tmp_
     segs = ws.load_doc("A").segments
     assert " ".join(s.text for s in segs).split() == words
     assert all(s.end - s.start <= 6.0 + 1e-6 and s.text for s in segs)  # --max-seconds holds, no empty segment
+
+
+def test_speakers_option_keeps_the_chosen_speech_and_the_summary_lists_everyone(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_audio(corpus / "A.wav", seconds=12.0)
+    (corpus / "A.srt").write_text(
+        "1\n00:00:00,500 --> 00:00:03,000\nINTERVIEWER: How have you been sleeping?\n\n"
+        "2\n00:00:03,500 --> 00:00:09,000\nPARTICIPANT: Badly, I wake up at four most nights.\n\n"
+        "3\n00:00:09,500 --> 00:00:11,000\nINTERVIEWER: I see.\n")
+    write_audio(corpus / "B.wav", seconds=6.0)
+    (corpus / "B.srt").write_text("1\n00:00:00,500 --> 00:00:05,000\nA plain answer with no names.\n")
+    ws = Workspace(tmp_path / "ws")
+    r = segment_corpus(corpus, ws, SegmentSettings(strategy="cues", speakers="participant"))
+    assert not r.failed, r.problems
+    a = ws.load_doc("A").segments
+    assert [(s.text, s.speaker) for s in a] == [("Badly, I wake up at four most nights.", "PARTICIPANT")]
+    assert [s.index for s in a] == [0]
+    assert len(ws.load_doc("B").segments) == 1  # no names: kept whole, with a warning
+    assert any("B" in w and "names no speaker" in w for w in r.warnings)
+    assert r.speech == pytest.approx({"PARTICIPANT": 5.5, "": 4.5, "INTERVIEWER": 4.0})
+
+    res = CliRunner().invoke(app, ["segment", str(corpus), "-w", str(ws.root), "--strategy", "cues",
+                                   "--speakers", "PARTICIPANT"])
+    assert res.exit_code == 0, res.output
+    assert "PARTICIPANT 0.1 min (modelled)" in res.output and "INTERVIEWER 0.1 min" in res.output
+    r2 = segment_corpus(corpus, ws, SegmentSettings(strategy="cues", speakers="Doctor"))  # a problem for A only
+    assert r2.failed and len(r2.problems) == 1
+    assert "A: none of its speakers (INTERVIEWER, PARTICIPANT) is among --speakers Doctor" in r2.problems[0]

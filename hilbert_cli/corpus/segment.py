@@ -14,7 +14,7 @@ of the settings, so a document segmented on a GPU is resumed on the CPU and back
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -53,10 +53,12 @@ class SegmentSettings:
     asr: str = DEFAULT_ASR
     min_seconds: float = 1.0  # a recording shorter than this is reported as too short, never transcribed
     tier: list[str] | None = None  # TextGrid tiers to read (None: each speaker's word tier); "a,b" is split
+    speakers: list[str] | None = None  # whose speech is modelled (None: everyone's); names compared without case
     beam_size: int = BEAM_SIZE  # ASR beam width (1 = greedy); decoding is at temperature 0 whatever the beam
 
     def __post_init__(self):
         self.tier = _tier_names(self.tier)
+        self.speakers = _tier_names(self.speakers)
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
         if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
@@ -104,6 +106,7 @@ class DocStats:
     status: str  # "segmented" or "resumed"
     asr: str  # "ran", "cached" or "none"
     strategy: str  # the strategy used (cues falls back to auto without a timed transcript)
+    speech: dict = field(default_factory=dict)  # speaker ("" = unnamed) -> seconds of speech, before --speakers
 
 
 @dataclass
@@ -122,6 +125,15 @@ class SegmentResult:
     @property
     def n_segments(self) -> int:
         return sum(d.n_segments for d in self.documents)
+
+    @property
+    def speech(self) -> dict[str, float]:
+        """Speaker ("" = unnamed) -> seconds of speech over the corpus, before --speakers chose whose is kept."""
+        out: dict[str, float] = {}
+        for d in self.documents:
+            for k, v in d.speech.items():
+                out[k] = out.get(k, 0.0) + v
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     @property
     def mean_words(self) -> float:
@@ -211,12 +223,35 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
 
     strategy = "auto" if settings.strategy == "cues" and cues is None else settings.strategy
     spans = _spans(strategy, settings, words, speakers, cue_ends, cues, duration)
+    speech: dict[str, float] = {}
+    for s, e, _, speaker in spans:
+        speech[speaker or ""] = round(speech.get(speaker or "", 0.0) + min(e, duration) - s, 3)
+    spans = _chosen_speakers(spans, settings.speakers, doc, warnings)
     segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source, speaker)
                 for i, (s, e, text, speaker) in enumerate(spans)]
     doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc))
-    seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings)
+    seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings,
+                           speech)
     progress(1.0)
     return seg_doc, warnings, asr_state
+
+
+def _chosen_speakers(spans, speakers: list[str] | None, doc: Document, warnings: list[str]):
+    """The spans of the speakers chosen by --speakers (all when None). A document whose transcript names no
+    speaker keeps all of its speech (with a warning); one that names others but none chosen is a problem."""
+    if not speakers:
+        return spans
+    named = sorted({sp for *_, sp in spans if sp})
+    if not named:
+        warnings.append(f"{doc.doc_id}: its transcript names no speaker, so --speakers cannot choose; all of its "
+                        "speech is kept.")
+        return spans
+    wanted = {n.casefold() for n in speakers}
+    kept = [sp for sp in spans if sp[3] and sp[3].casefold() in wanted]
+    if not kept:
+        raise HilbertError(f"{doc.doc_id}: none of its speakers ({', '.join(named)}) is among --speakers "
+                           f"{','.join(speakers)}; add one of them to --speakers, or fix the transcript's names.")
+    return kept
 
 
 def _transcript_key(doc: Document) -> dict:
@@ -232,7 +267,7 @@ def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
     return DocStats(d.doc_id, len(d.segments), sum(s.n_words for s in d.segments),
                     sum(s.end - s.start for s in d.segments), d.duration,
                     d.segments[0].source if d.segments else "-", status, asr,
-                    d.settings.get("strategy_used", d.settings.get("strategy", "?")))
+                    d.settings.get("strategy_used", d.settings.get("strategy", "?")), dict(d.speech))
 
 
 def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings) -> SegmentedDoc | None:
