@@ -363,7 +363,7 @@ def evaluate(
 
     from .learn.config import load_config
     from .evaluation.grid import evaluate as run_evaluation
-    from .evaluation.report import auc_table
+    from .evaluation.report import BOTH_AUCS, auc_table
     from .workspace import Workspace
 
     from .device import resolve_device
@@ -382,7 +382,7 @@ def evaluate(
         console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
     ks = sorted({s.folds.k for s in r.setups.values()})
-    table = Table(title=f"AUC (%) of pooled out-of-fold predictions, {'/'.join(map(str, ks))}-fold CV")
+    table = Table(title=f"AUC (%), {'/'.join(map(str, ks))}-fold CV", caption=BOTH_AUCS)
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right")
     for row, b in zip(rows, bold):

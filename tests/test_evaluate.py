@@ -168,6 +168,7 @@ def test_cli_evaluate(tmp_path, monkeypatch):
     from hilbert_cli.cli import app
 
     monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: table cells on one line
     ws = _workspace(tmp_path, n=24)
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("model:\n  d: 16\n  heads: 2\ntrain:\n  epochs: 4\n  batch_size: 8\n")
@@ -177,6 +178,10 @@ def test_cli_evaluate(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     m = json.loads((ws.runs_dir / "cli" / "metrics.json").read_text())
     assert f"{100 * m['voice']['audio-only']['auc_pooled']:.2f}" in res.output
+    # both AUC summaries: pooled · fold mean ± sd (folds where the AUC is defined / folds)
+    a = m["voice"]["audio-only"]
+    both = f"{100 * a['auc_mean']:.1f} ± {100 * a['auc_std']:.1f} ({a['n_folds_defined']}/12)"
+    assert both in res.output and both in (ws.runs_dir / "cli" / "report.md").read_text()
     assert "warning" in res.output and "using 12 folds" in res.output  # 12 subjects < 13 folds
     assert "report.md" in res.output
     bad = runner.invoke(app, ["evaluate", "--task", "voice", "--config", "nope", "-w", str(ws.root)])

@@ -26,9 +26,24 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
 
 
+def _both(m: dict) -> str:
+    """Both AUC summaries of one cell: pooled out-of-fold AUC · fold mean ± sd (folds where the AUC is defined
+    / folds). The paper's figure is most likely a fold mean; with small classes many folds have no AUC."""
+    folds = f"{m['n_folds_defined']}/{len(m['auc_folds'])}"
+    if m["auc_mean"] is None:
+        return f"{_pct(m['auc_pooled'])} · – ({folds})"
+    sd = "–" if m["auc_std"] is None else f"{100 * m['auc_std']:.1f}"
+    return f"{_pct(m['auc_pooled'])} · {100 * m['auc_mean']:.1f} ± {sd} ({folds})"
+
+
+BOTH_AUCS = ("Each cell: pooled out-of-fold AUC · mean ± sd of the per-fold AUCs (folds where it is defined / folds); "
+             "the mean column averages the pooled AUCs.")
+
+
 def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
-    """(header, rows, bold): one row per backbone pair × configuration, pooled out-of-fold AUC % per
-    task (+ the mean over tasks when there are several); bold[r][j] marks the best of column j."""
+    """(header, rows, bold): one row per backbone pair × configuration, per task both AUC summaries (`_both`,
+    in %), and the mean pooled AUC over tasks when there are several; bold[r][j] marks the best pooled AUC of
+    column j."""
     by = {(c.task, c.pair, c.variant): c for c in cells}
     several = len(tasks) > 1
     header = ["backbones (audio + text)", "configuration", *tasks] + (["mean"] if several else [])
@@ -39,7 +54,8 @@ def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
             if several:
                 vals.append(None if None in vals else float(np.mean(vals)))
             values.append(vals)
-            rows.append([f"{audio} + {text}", display_name(v), *(_pct(x) for x in vals)])
+            cells_text = [_both(by[(t, f"{audio}+{text}", v)].metrics) for t in tasks]
+            rows.append([f"{audio} + {text}", display_name(v), *cells_text, *(_pct(x) for x in vals[len(tasks):])])
     bold = [[False] * len(values[0]) for _ in values]
     for j in range(len(values[0])):
         col = [r[j] for r in values if r[j] is not None]
@@ -101,7 +117,7 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
     if warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
     header, rows, bold = auc_table(cells, tasks, pairs, list(variants))
-    lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", "Best per column in **bold**."]
+    lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", BOTH_AUCS + " Best pooled AUC per column in **bold**."]
     ah, ar = ablation_table(cells, tasks, pairs)
     if ar:
         lines += ["", "## Auxiliary-loss ablation (as the paper's Table 4)", "",
