@@ -57,8 +57,8 @@ class SegmentSettings:
     beam_size: int = BEAM_SIZE  # ASR beam width (1 = greedy); decoding is at temperature 0 whatever the beam
 
     def __post_init__(self):
-        self.tier = _tier_names(self.tier)
-        self.speakers = _tier_names(self.speakers)
+        self.tier = _name_list(self.tier)
+        self.speakers = _name_list(self.speakers)
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
         if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
@@ -78,13 +78,13 @@ class SegmentSettings:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _tier_names(tier) -> list[str] | None:
-    """A list of tier names from "a,b", ["a", "b"] or None; None when no name is left."""
-    if tier is None:
+def _name_list(names) -> list[str] | None:
+    """A list of names (tiers, speakers) from "a,b", ["a", "b"] or None; None when no name is left."""
+    if names is None:
         return None
-    parts = tier.split(",") if isinstance(tier, str) else [p for x in tier for p in str(x).split(",")]
-    names = [p.strip() for p in parts if p.strip()]
-    return names or None
+    parts = names.split(",") if isinstance(names, str) else [p for x in names for p in str(x).split(",")]
+    out = [p.strip() for p in parts if p.strip()]
+    return out or None
 
 
 @dataclass

@@ -59,7 +59,7 @@ def parse_ablations(spec) -> list[tuple[str, ...]]:
         return []
     items = _split(spec, "--ablation")
     if "all" in items and len(items) > 1:
-        raise HilbertError(f"--ablation: 'all' already means every subset; give it alone, or list subsets without it.")
+        raise HilbertError("--ablation: 'all' already means every subset; give it alone, or list subsets without it.")
     if items == ["all"]:
         return [tuple(c) for r in range(len(AUX_LOSSES) + 1) for c in itertools.combinations(AUX_LOSSES, r)]
     subsets = []
