@@ -52,7 +52,8 @@ class Word:
 ProgressFn = Callable[[float], None]  # fraction of the recording transcribed, 0..1
 
 
-def _check_beam(beam_size) -> int:
+def check_beam(beam_size) -> int:
+    """The beam width, checked (SegmentSettings and the engines share this check)."""
     if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
         raise HilbertError(f"--beam-size: must be a whole number of 1 or more (1 = greedy), got {beam_size!r}.")
     return beam_size
@@ -78,7 +79,7 @@ class FasterWhisperASR:
 
     def __init__(self, model: str | None = None, allow_download: bool = False, *,
                  device: Optional[torch.device] = None, threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
-        self.beam_size = _check_beam(beam_size)
+        self.beam_size = check_beam(beam_size)
         self.device = resolve_device(device)
         self.threads = threads
         self.model = model
@@ -134,7 +135,7 @@ class OpenAIWhisperASR:
 
     def __init__(self, model: str | None = None, allow_download: bool = False, *,
                  device: Optional[torch.device] = None, threads: Optional[int] = None, beam_size: int = BEAM_SIZE):
-        self.beam_size = _check_beam(beam_size)
+        self.beam_size = check_beam(beam_size)
         import whisper
 
         device = resolve_device(device)

@@ -23,7 +23,7 @@ import torch
 from . import cutting
 from ..atomic import check_writable_dir, describe_os_error
 from .align import align_words
-from .asr import BEAM_SIZE, DEFAULT_ASR, load_asr, transcribe_cached
+from .asr import BEAM_SIZE, DEFAULT_ASR, check_beam, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
 from .reading import Document, read_corpus
@@ -61,8 +61,7 @@ class SegmentSettings:
         self.speakers = _name_list(self.speakers)
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-        if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
-            raise HilbertError(f"--beam-size: must be a whole number of 1 or more (1 = greedy), got {self.beam_size!r}.")
+        check_beam(self.beam_size)
         if self.target_words < 1:
             raise HilbertError(f"--target-words: must be at least 1, got {self.target_words}.")
         if not self.max_seconds > 0:
