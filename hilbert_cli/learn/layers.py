@@ -98,10 +98,18 @@ class Linear(FoldModule):
                 if self.bias is not None:
                     self.bias[f].uniform_(-bound, bound, generator=g)
 
-    def forward(self, x):
+    def forward(self, x, shift=None, scale=None):
+        """x W + b; with (F, d_in) `shift` and `scale`, ((x - shift) / scale) W + b computed as x (W / scale) + b',
+        so a standardised input is never materialised (it was the largest elementwise cost of a CV step)."""
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
-        y = torch.bmm(flat, self.weight) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), flat, self.weight)
-        return y.view(*x.shape[:-1], self.weight.shape[-1])
+        weight, bias = self.weight, self.bias
+        if scale is not None:
+            weight = weight / scale.unsqueeze(-1)
+            if shift is not None:
+                shifted = torch.bmm(shift.unsqueeze(1), weight).squeeze(1)
+                bias = -shifted if bias is None else bias - shifted
+        y = torch.bmm(flat, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), flat, weight)
+        return y.view(*x.shape[:-1], weight.shape[-1])
 
 
 class LayerNorm(FoldModule):
@@ -127,12 +135,13 @@ class Projection(FoldModule):
         super().__init__()
         self.linear, self.norm, self.drop = Linear(folds, d_in, d), LayerNorm(folds, d), Dropout(dropout, seq)
 
-    def forward(self, x):
-        return self.drop(self.norm(self.linear(x)))
+    def forward(self, x, shift=None, scale=None):
+        return self.drop(self.norm(self.linear(x, shift, scale)))
 
 
 class Attention(FoldModule):
-    """Multi-head attention with a key padding mask, head by head on strided views (no copies of q, k, v)."""
+    """Multi-head attention with a key padding mask (torch's fused scaled_dot_product_attention on strided
+    head views; an additive mask of NEG keeps a fully-masked row finite)."""
 
     def __init__(self, folds: int, d: int, heads: int, dropout: float):
         super().__init__()
@@ -143,13 +152,13 @@ class Attention(FoldModule):
     def forward(self, query, key, key_mask):
         f, b, s_q, d = query.shape
         s_k, dh = key.shape[2], d // self.heads
-        q = self.q(query).view(f * b, s_q, d)
-        k = self.k(key).view(f * b, s_k, d)
-        v = self.v(key).view(f * b, s_k, d)
-        bias = torch.zeros(f * b, 1, s_k, dtype=q.dtype, device=q.device).masked_fill_(~key_mask.reshape(f * b, 1, s_k), NEG)
-        z = [torch.bmm(torch.softmax(torch.baddbmm(bias, qi, ki.transpose(1, 2), alpha=1 / math.sqrt(dh)), -1), vi)
-             for qi, ki, vi in zip(q.split(dh, -1), k.split(dh, -1), v.split(dh, -1))]
-        return self.drop(self.out(torch.cat(z, dim=-1).view(f, b, s_q, d)))
+        q = self.q(query).view(f * b, s_q, self.heads, dh).transpose(1, 2)
+        k = self.k(key).view(f * b, s_k, self.heads, dh).transpose(1, 2)
+        v = self.v(key).view(f * b, s_k, self.heads, dh).transpose(1, 2)
+        bias = torch.zeros(f * b, 1, 1, s_k, dtype=q.dtype, device=q.device).masked_fill_(
+            ~key_mask.reshape(f * b, 1, 1, s_k), NEG)
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (F·B, heads, s_q, dh)
+        return self.drop(self.out(z.transpose(1, 2).reshape(f, b, s_q, d)))
 
 
 class EncoderLayer(FoldModule):

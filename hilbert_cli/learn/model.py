@@ -27,7 +27,9 @@ class FoldModel(nn.Module):
 
     Inputs are standardised per feature with each fold's own training statistics (buffers, set by the
     trainer from the documents the fold fits on, as scikit-learn's StandardScaler would): frozen features
-    carry a large common mean and very unequal scales, which swamp a small label signal otherwise."""
+    carry a large common mean and very unequal scales, which swamp a small label signal otherwise. `folded`
+    gets the raw features and applies the statistics where they are cheapest: inside the first linear
+    map (`Linear(x, shift, scale)`) or after a mean, both linear in x."""
 
     def __init__(self, folds: int, d_audio: int, d_text: int):
         super().__init__()
@@ -64,9 +66,13 @@ class FoldModel(nn.Module):
         if A.dim() == 3:  # one fold, no fold axis
             out = self.forward(A.unsqueeze(0), T.unsqueeze(0), mask.unsqueeze(0))
             return {k: v.squeeze(0) for k, v in out.items()}
-        A = (A - self.audio_mean[:, None, None]) / self.audio_scale[:, None, None]
-        T = (T - self.text_mean[:, None, None]) / self.text_scale[:, None, None]
         return self.folded(A, T, mask)
+
+    def standardise(self, modality: str, x):
+        """(F, ..., d) features of `modality` ("audio" or "text") standardised with each fold's statistics."""
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        mean, scale = getattr(self, f"{modality}_mean"), getattr(self, f"{modality}_scale")
+        return (x - mean.view(shape)) / scale.view(shape)
 
     def folded(self, A, T, mask) -> dict:  # pragma: no cover - every model defines it
         raise NotImplementedError
@@ -111,7 +117,8 @@ class HilbertModel(FoldModel):
         self.head = classifier_head(F_, m.expert_hidden[-1], n_classes, m)
 
     def folded(self, A, T, mask):
-        Xa, Xt = self.proj_a(A), self.proj_t(T)
+        Xa = self.proj_a(A, self.audio_mean, self.audio_scale)  # standardised inside the projection
+        Xt = self.proj_t(T, self.text_mean, self.text_scale)
         if self.n_pos:
             p = self.pos(position_features(mask, self.n_pos).to(Xa.dtype))
             Xa, Xt = Xa + p, Xt + p
@@ -157,7 +164,9 @@ class TransferModel(FoldModel):
 
     def folded(self, A, T, mask):
         feats = {"audio": A, "text": T}
-        x = self.drop(torch.cat([self.norms[k](masked_mean(feats[k], mask)) for k in self.modalities], dim=-1))
+        has = mask.any(-1, keepdim=True).to(A.dtype)  # a document without segments pools to 0, as before
+        x = self.drop(torch.cat([self.norms[k](self.standardise(k, masked_mean(feats[k], mask)) * has)
+                                 for k in self.modalities], dim=-1))
         out = {}
         if self.moe is not None:
             y, out["gates"] = self.moe(x)
