@@ -285,7 +285,7 @@ def train(
     audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone: alias (see `hilbert backbones`), Hugging Face id or folder."),
     text: str = typer.Option("minilm", "--text", help="Text backbone: alias, Hugging Face id or sentence-transformers folder."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with hyperparameters (configuration:, model:, loss:, train:)."),
-    configuration: Optional[str] = typer.Option(None, "--configuration", help="hilbert, contrastive-moe, transfer, transfer-moe, audio-only or text-only."),
+    configuration: Optional[str] = typer.Option(None, "--configuration", help="hilbert, contrastive-moe, transfer, transfer-moe, audio-only, text-only or clap (CLAP embeddings: embeds with the clap backbones whatever --audio/--text say)."),
     losses: Optional[str] = typer.Option(None, "--losses", help="Auxiliary losses, comma-separated subset of contrastive,cka,mi (or none)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping usually ends sooner)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
@@ -339,8 +339,8 @@ def train(
 @command()
 def evaluate(
     task: str = typer.Option(..., "--task", help="Task(s) to evaluate: a label column of labels.csv, several comma-separated, or all."),
-    configs: Optional[str] = typer.Option(None, "--config", help="Configurations, comma-separated: transfer, transfer-moe, contrastive-moe, hilbert, audio-only, text-only (default: the paper's four; none when only --ablation is given)."),
-    ablation: Optional[str] = typer.Option(None, "--ablation", help="Loss ablation of hilbert: all (every subset of contrastive, cka, mi) or a list such as none,contrastive,contrastive+cka."),
+    configs: Optional[str] = typer.Option(None, "--config", help="Configurations, comma-separated: transfer, transfer-moe, contrastive-moe, hilbert, audio-only, text-only, clap (the paper's CLAP-LAION row: CLAP audio and text embeddings, run on the clap backbones only, whatever --audio/--text say) (default: the paper's four; none when only --ablation is given)."),
+    ablation: Optional[str] = typer.Option(None, "--ablation", help="Loss ablation of hilbert: all (the 7 non-empty subsets of contrastive, cka, mi, as the paper's Table 4) or a list such as none,contrastive,contrastive+cka; judged by inner-validation AUC (an inner split of train.val_fraction, 0.2 when that is 0)."),
     audio: str = typer.Option("whisper-tiny", "--audio", help="Audio backbone(s), comma-separated: aliases (see `hilbert backbones`), Hugging Face ids or folders."),
     text: str = typer.Option("minilm", "--text", help="Text backbone(s), comma-separated."),
     folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),

@@ -12,8 +12,8 @@ What a segment's "weight" is, by configuration:
                              is h_j = Σ_s α_j[s] H_j[s], so the weights are >= 0 and sum to 1. The audio and
                              text poolings' α_a and α_t go to --explain beside it.
   transfer, transfer-moe,    no attention: these configurations take the plain mean of the frozen segment
-  audio-only, text-only      vectors, so every segment weighs exactly 1/S in each modality they use. Their
-                             ranking is by occlusion for every configuration, and `weighting` says so.
+  audio-only, text-only,     vectors, so every segment weighs exactly 1/S in each modality they use. Their
+  clap                       ranking is by occlusion for every configuration, and `weighting` says so.
 """
 from __future__ import annotations
 

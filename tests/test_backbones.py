@@ -47,6 +47,7 @@ def test_registry_lists_every_alias_with_the_bundled_defaults_usable_offline():
         a for a, r in rows.items() if r.kind == "audio"}
     assert {"minilm", "tinybert", "roberta", "distilroberta", "mpnet", "minilm12", "t5"} == {
         a for a, r in rows.items() if r.kind == "text"}
+    assert rows["clap"].kind == "audio+text" and rows["clap"].model == "laion/clap-htsat-unfused"
     for alias in ("whisper-tiny", "minilm", "spectrogram"):
         assert rows[alias].offline, alias
     assert rows["whisper-tiny"].dimension == rows["minilm"].dimension == 384
@@ -62,6 +63,9 @@ def test_unknown_name_lists_the_valid_aliases():
 def test_kind_mismatch_is_an_error():
     with pytest.raises(HilbertError, match="text backbone"):
         resolve_backbone("minilm", kind="audio")
+    with pytest.raises(HilbertError) as e:
+        resolve_backbone("whisper-tiny", kind="text")
+    assert "clap" in str(e.value) and "minilm" in str(e.value)  # clap is a text alias too
 
 
 def test_offline_error_for_uncached_hf_model_is_immediate_and_touches_no_network(tmp_path, monkeypatch, no_network):
@@ -69,7 +73,7 @@ def test_offline_error_for_uncached_hf_model_is_immediate_and_touches_no_network
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     for name, model in (("someorg/tiny-speech-model", "someorg/tiny-speech-model"),
-                        ("hubert", "facebook/hubert-large-ls960-ft")):
+                        ("hubert", "facebook/hubert-large-ls960-ft"), ("clap", "laion/clap-htsat-unfused")):
         t0 = time.perf_counter()
         with pytest.raises(HilbertError) as e:
             load_backbone(name, kind="audio")
@@ -228,3 +232,63 @@ def test_egemaps_functionals():
     enc = load_backbone("egemaps")
     vecs = enc.embed_segments(_noise(3), [(0.0, 1.5), (2.0, 2.1)])
     assert vecs.shape == (2, 88) and np.isfinite(vecs).all()
+
+
+# --- CLAP: one model, both modalities ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clap(tmp_path_factory):
+    return tm.clap_dir(tmp_path_factory.mktemp("clap"))
+
+
+def test_clap_folder_embeds_audio_and_text_as_clap_model_does(clap, no_network):
+    import soxr
+    import torch
+    from transformers import AutoFeatureExtractor, AutoTokenizer, ClapModel
+
+    audio_enc, text_enc = load_backbone(str(clap), kind="audio"), load_backbone(str(clap), kind="text")
+    assert isinstance(audio_enc, encoders.ClapAudioEncoder) and isinstance(text_enc, encoders.ClapTextEncoder)
+    assert audio_enc.dimension == text_enc.dimension == 8
+    audio = _noise(8)
+    spans = [(0.0, 1.5), (2.0, 2.01), (2.5, 7.5)]  # a 10-ms span is widened; 5 s > the tiny model's 2-s clips
+    vecs = audio_enc.embed_segments(audio, spans)
+    assert vecs.shape == (3, 8) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # the reference: transformers' own ClapModel on the same 48-kHz clip
+    model = ClapModel.from_pretrained(str(clap)).eval()
+    clip = soxr.resample(audio[:24000], SR, 48000, quality="HQ")
+    feats = AutoFeatureExtractor.from_pretrained(str(clap))([clip], sampling_rate=48000, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.get_audio_features(input_features=feats["input_features"])
+    ref = out if isinstance(out, torch.Tensor) else out.pooler_output
+    np.testing.assert_allclose(vecs[0], torch.nn.functional.normalize(ref, dim=-1)[0].numpy(), atol=1e-5)
+    # a long segment: equal pieces no longer than the extractor's clips, so nothing is cropped at random
+    assert [len(c) for c in audio_enc.clips(audio, 2.5, 7.5)] == [80000] * 3
+    np.testing.assert_allclose(audio_enc.embed_segments(audio, spans[2:]), vecs[2:], atol=1e-5)  # not its batch
+    np.testing.assert_allclose(audio_enc.embed_segments(audio, spans), vecs, atol=1e-6)  # deterministic
+    with pytest.raises(HilbertError, match="drop --layer"):
+        load_backbone(str(clap), kind="audio", layer=1)
+
+    texts = ["the day was good", "yes", "", "no " * 200]  # the last is truncated to what the model takes
+    tvecs = text_enc.embed_texts(texts)
+    assert tvecs.shape == (4, 8) and np.isfinite(tvecs).all()
+    np.testing.assert_allclose(text_enc.embed_texts(["yes"])[0], tvecs[1], atol=1e-5)
+    enc = AutoTokenizer.from_pretrained(str(clap))(["the day was good"], return_tensors="pt")
+    with torch.inference_mode():
+        out = model.get_text_features(**enc)
+    ref = out if isinstance(out, torch.Tensor) else out.pooler_output
+    np.testing.assert_allclose(tvecs[0], torch.nn.functional.normalize(ref, dim=-1)[0].numpy(), atol=1e-5)
+
+    with pytest.raises(HilbertError, match="both audio and text"):  # which tower, when no kind is given?
+        load_backbone(str(clap))
+    assert backbone_fingerprint(str(clap)) == resolve_backbone(str(clap), kind="text").fingerprint
+
+
+def test_clap_through_the_embedding_cache(clap, tmp_path):
+    from hilbert_cli.features.embed import embed_corpus
+
+    ws = tm.make_workspace(tmp_path, durations=(9.0,), seg_len=4.0)
+    first = embed_corpus(ws, str(clap), str(clap))
+    assert (first.audio_dim, first.text_dim, first.audio_computed, first.text_computed) == (8, 8, 1, 1)
+    again = embed_corpus(ws, str(clap), str(clap))
+    assert (again.audio_cached, again.text_cached) == (1, 1)

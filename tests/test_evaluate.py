@@ -9,7 +9,7 @@ from hilbert_cli.evaluation import crossval as crossval_mod
 from hilbert_cli.features import embed
 from hilbert_cli.learn.config import load_config
 from hilbert_cli.errors import HilbertError
-from hilbert_cli.evaluation.grid import evaluate, parse_ablations, variant_configs
+from hilbert_cli.evaluation.grid import ABLATION_VAL_FRACTION, evaluate, parse_ablations, variant_configs
 from hilbert_cli.evaluation.folds import inner_split, make_folds, subject_groups
 from hilbert_cli.evaluation.metrics import roc_auc
 from hilbert_cli.workspace import Manifest, Workspace
@@ -69,15 +69,19 @@ def test_inner_split_is_grouped_and_disjoint():
 # --- grid -------------------------------------------------------------------------------------
 
 def test_ablations_and_variants():
-    subsets = parse_ablations("all")
-    assert len(subsets) == 8 and () in subsets and ("contrastive", "cka", "mi") in subsets
-    assert parse_ablations("none,cka+contrastive") == [(), ("contrastive", "cka")]
+    subsets = parse_ablations("all")  # the paper's Table 4: all non-empty combinations
+    assert len(subsets) == len(set(subsets)) == 7 and () not in subsets and ("contrastive", "cka", "mi") in subsets
+    assert parse_ablations("none,cka+contrastive") == [(), ("contrastive", "cka")]  # the empty one when asked for
     with pytest.raises(HilbertError, match="unknown loss 'foo'"):
         parse_ablations("foo")
     v = variant_configs(["transfer", "hilbert"], [("cka",)], None)
     assert list(v) == ["transfer", "hilbert", "hilbert[cka]"]
     assert v["hilbert[cka]"].active_losses == ("cka",) and v["hilbert"].active_losses == ("contrastive", "cka", "mi")
     assert v["transfer"].active_losses == ()
+    # an ablation is judged on an inner validation split: the config's own when it has one, else 0.2
+    assert v["hilbert[cka]"].train.val_fraction == ABLATION_VAL_FRACTION > 0 and v["hilbert"].train.val_fraction == 0
+    own = variant_configs([], [("cka",)], load_config(None, {"train.val_fraction": 0.3}))
+    assert own["hilbert[cka]"].train.val_fraction == 0.3
     with pytest.raises(HilbertError, match="unknown configuration 'hilbrt'"):
         variant_configs(["hilbrt"], [], None)
 
@@ -186,3 +190,78 @@ def test_cli_evaluate(tmp_path, monkeypatch):
     assert "report.md" in res.output
     bad = runner.invoke(app, ["evaluate", "--task", "voice", "--config", "nope", "-w", str(ws.root)])
     assert bad.exit_code == 1 and "unknown configuration 'nope'" in bad.output
+
+
+# --- the loss ablation (the paper's Table 4) ---------------------------------------------------------
+
+def test_ablation_all_runs_the_seven_subsets_and_selects_on_inner_validation(tmp_path, monkeypatch, one_thread):
+    from hilbert_cli.evaluation.report import ablation_table, ablation_test_table
+
+    monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    seen = []  # every fold's plan: validation documents must come from its training part
+    real_plan = crossval_mod.plan_folds
+    monkeypatch.setattr(crossval_mod, "plan_folds", lambda *a, **k: seen.append(real_plan(*a, **k)) or seen[-1])
+    ws = _workspace(tmp_path, n=18)
+    cfg = load_config(None, {**SMALL, "model.d": 8, "train.epochs": 2, "train.batch_size": 16})  # one step an epoch
+    r = evaluate(ws, "voice", None, "a1", "t1", k=3, config=cfg, ablations="all", run_name="abl", jobs=1)
+    assert len(r.variants) == r.n_trained == 7 and "hilbert[none]" not in r.variants
+    assert len(seen) == 7
+    for plans in seen:
+        for p in plans:
+            assert len(p.val) and not set(p.val) & set(p.test) and not set(p.val) & set(p.fit)
+    m = json.loads((r.run_dir / "metrics.json").read_text())["voice"]
+    for v in r.variants:
+        folds = m[v]["val_auc_folds"]
+        assert len(folds) == 3 and m[v]["val_auc"] == pytest.approx(np.mean([a for a in folds if a is not None]))
+        assert m[v]["auc_pooled"] is not None  # metrics.json carries both figures
+    # ✗ / ✓: the best validation AUC over the subsets without / with each loss, never the test AUC
+    header, rows = ablation_table(r.cells, ["voice"], [("a1", "t1")])
+    assert header[-2:] == ["voice ✗", "voice ✓"] and [row[1] for row in rows] == ["contrastive", "cka", "mi"]
+    for row in rows:
+        without = max(m[v]["val_auc"] for v in r.variants if row[1] not in v)
+        with_ = max(m[v]["val_auc"] for v in r.variants if row[1] in v)
+        assert row[2:] == [f"{100 * without:.2f}", f"{100 * with_:.2f}"]
+    _, test_rows = ablation_test_table(r.cells, ["voice"], [("a1", "t1")])
+    assert [row[1] for row in test_rows] == r.variants
+    assert all(row[3] == f"{100 * m[row[1]]['auc_pooled']:.2f}" for row in test_rows)
+    report = (r.run_dir / "report.md").read_text()
+    assert "Best inner-validation AUC" in report and "test folds (not used for selection)" in report
+
+
+def test_ablation_table_ignores_test_auc_and_the_empty_subset():
+    from hilbert_cli.evaluation.grid import Cell, variant_configs
+    from hilbert_cli.evaluation.report import ablation_table
+
+    variants = variant_configs([], parse_ablations("none,contrastive,cka,mi"), None)
+    figures = {"hilbert[none]": (0.99, 0.99), "hilbert[contrastive]": (0.60, 0.95),  # (validation, test)
+               "hilbert[cka]": (0.70, 0.50), "hilbert[mi]": (0.65, 0.55)}
+    cells = []
+    for name, cfg in variants.items():
+        c = Cell("t", "a", "x", name, cfg)
+        c.metrics = {"val_auc": figures[name][0], "auc_pooled": figures[name][1]}
+        cells.append(c)
+    _, rows = ablation_table(cells, ["t"], [("a", "x")])
+    assert {row[1]: row[2:] for row in rows} == {"contrastive": ["70.00", "60.00"], "cka": ["65.00", "70.00"],
+                                                 "mi": ["70.00", "65.00"]}
+
+
+# --- the CLAP-LAION row ----------------------------------------------------------------------------
+
+def test_clap_configuration_runs_on_its_own_backbones(tmp_path, monkeypatch, one_thread):
+    asked = []
+
+    def fake(ws, doc_ids, audio, text, **kw):
+        asked.append((audio, text))
+        return _fake_embeddings(ws, doc_ids, audio, text, **kw)
+
+    monkeypatch.setattr(embed, "document_embeddings", fake)
+    ws = _workspace(tmp_path, n=18)
+    cfg = load_config(None, {**SMALL, "model.d": 8, "train.epochs": 3, "train.batch_size": 16})
+    r = evaluate(ws, "voice", "clap,hilbert", "a1", "t1", k=3, config=cfg, run_name="clap", jobs=1)
+    assert sorted(set(asked)) == [("a1", "t1"), ("clap", "clap")]
+    assert {(c.variant, c.pair) for c in r.cells} == {("clap", "clap+clap"), ("hilbert", "a1+t1")}
+    m = json.loads((r.run_dir / "metrics.json").read_text())["voice"]
+    assert m["clap"]["clap+clap"]["vs_hilbert"]["reference_backbones"] == "a1+t1"
+    report = (r.run_dir / "report.md").read_text()
+    assert "| clap + clap | CLAP-LAION |" in report and "| a1 + t1 | HILBERT (DualC + MoE) |" in report
+    assert "| clap + clap | HILBERT" not in report and "Here hilbert is the run on a1 + t1" in report

@@ -231,6 +231,14 @@ def test_train_task_writes_model_and_side_files(workspace, tmp_path):
     assert not list(r.model_path.parent.glob(".*tmp"))  # atomic writes left no temp files
 
 
+def test_train_task_with_clap_embeds_with_the_clap_backbones(workspace, tmp_path):
+    ws, calls = workspace
+    r = train_task(ws, "dx", "whisper-tiny", "minilm", cfg("clap", **{"train.epochs": 1}), tmp_path / "clap.pt")
+    assert calls[-1][:2] == ("clap", "clap")
+    _, meta = load_checkpoint(r.model_path)
+    assert meta["backbones"]["audio"]["name"] == meta["backbones"]["text"]["name"] == "clap"
+
+
 def test_cli_train(workspace, tmp_path):
     ws, _ = workspace
     out = tmp_path / "cli.pt"

@@ -101,6 +101,43 @@ def sentence_dir(root: Path) -> Path:
     return path
 
 
+def _byte_level_alphabet() -> list[str]:
+    """The 256 characters byte-level BPE (GPT-2, RoBERTa) writes bytes as, so any text tokenises."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    extra = [b for b in range(256) if b not in bs]
+    return [chr(b) for b in bs] + [chr(256 + i) for i in range(len(extra))]
+
+
+def clap_dir(root: Path) -> Path:
+    """A tiny ClapModel (2-layer RoBERTa text tower, 2-stage HTSAT audio tower, 8-d projections) saved with a
+    ClapFeatureExtractor and a byte-level RoBERTa tokenizer, as laion/clap-htsat-unfused is. Its clips are 2 s
+    (16 mel bands) instead of 10 s (64), so chunking shows on short audio."""
+    import json
+
+    from transformers import (
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        RobertaTokenizer,
+    )
+
+    _seed()
+    path = root / "tiny-clap"
+    path.mkdir(parents=True)
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", *_byte_level_alphabet(), "<mask>"]
+    (path / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (path / "merges.txt").write_text("#version: 0.2\n")  # no merges: one token per byte
+    RobertaTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), model_max_length=64).save_pretrained(path)
+    ClapFeatureExtractor(feature_size=16, max_length_s=2, truncation="rand_trunc").save_pretrained(path)
+    text = {"vocab_size": len(vocab), "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 32, "max_position_embeddings": 66}
+    audio = {"spec_size": 64, "num_mel_bins": 16, "window_size": 4, "depths": [1, 1], "num_attention_heads": [1, 2],
+             "patch_embeds_hidden_size": 8, "hidden_size": 16}
+    cfg = ClapConfig(text_config=text, audio_config=audio, projection_dim=8)
+    ClapModel(cfg).save_pretrained(path)
+    return path
+
+
 def make_workspace(root: Path, durations=(40.0, 12.0), seg_len=5.0, gap=1.0) -> Workspace:
     """A workspace with one document per duration: noisy tones as audio, segments every seg_len+gap s."""
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ Fold f's inner validation split, batch order, initialisation and dropout come fr
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -28,6 +29,7 @@ class CVResult:
     best_epoch: list[int]  # per fold: the epoch whose weights were kept (1-based)
     epochs_run: list[int]  # per fold
     history: list[list[dict]] = field(default_factory=list)  # per fold, per epoch
+    val_auc: list[float | None] = field(default_factory=list)  # per fold, at the kept epoch (with val_auc=True)
 
 
 def plan_folds(folds: Folds, y: np.ndarray, groups, config: HilbertConfig, seeds: Sequence[int]) -> list[FoldPlan]:
@@ -46,19 +48,26 @@ def plan_folds(folds: Folds, y: np.ndarray, groups, config: HilbertConfig, seeds
 
 def cross_val_predict(config: HilbertConfig, A_list, T_list, y, n_classes: int, folds: Folds, groups=None, *,
                       device=None, threads: Optional[int] = None, dtype: torch.dtype = torch.float32,
-                      progress: Optional[Callable[[int, int], None]] = None) -> CVResult:
-    """Out-of-fold probabilities of `config` on every document, all folds trained together."""
+                      progress: Optional[Callable[[int, int], None]] = None, val_auc: bool = False) -> CVResult:
+    """Out-of-fold probabilities of `config` on every document, all folds trained together. With `val_auc`, also
+    each fold's AUC on its inner validation split (part of its training documents; train.val_fraction > 0 for
+    it to be one) at the epoch whose weights were kept: None where undefined (one class in the split)."""
     y_np = np.asarray(y, dtype=np.int64)
     seeds = fold_seeds(config.train.seed, folds.k)
     plans = plan_folds(folds, y_np, groups, config, seeds)
     on_epoch = None if progress is None else (lambda e, total, records: progress(e, total))
     with torch_threads(threads):
         r = train_folds(config, A_list, T_list, y_np, n_classes, plans, seeds, device=resolve_device(device),
-                        dtype=dtype, progress=on_epoch)
+                        dtype=dtype, val_auc=val_auc, progress=on_epoch)
     proba = np.zeros((len(y_np), n_classes))
     for p, logits in zip(plans, r.test_logits):
         proba[p.test] = torch.softmax(logits.double(), -1).numpy()
-    return CVResult(proba, r.best_epoch, r.epochs_run, r.history)
+    kept = []
+    if val_auc:
+        for history, best in zip(r.history, r.best_epoch):
+            v = float(history[best - 1]["val_auc"]) if best >= 1 else math.nan
+            kept.append(None if math.isnan(v) else v)  # NaN: the split holds one class only
+    return CVResult(proba, r.best_epoch, r.epochs_run, r.history, kept)
 
 
 @dataclass

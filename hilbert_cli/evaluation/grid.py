@@ -1,7 +1,10 @@
 """`hilbert evaluate`: k-fold cross-validation of a grid of tasks × backbones × configurations.
 
 A grid cell is one (task, audio, text, configuration) — an ablation is a `hilbert` configuration
-with a subset of the auxiliary losses. Each cell trains all its folds at once (crossval.py), and
+with a subset of the auxiliary losses, trained with an inner validation split so that it can be
+judged by its validation AUC (the paper's Table 4) without looking at a test fold. A configuration
+with its own backbones (`clap`) runs on those alone, whatever --audio / --text say; the others run
+on every requested pair. Each cell trains all its folds at once (crossval.py), and
 its out-of-fold predictions are kept in the workspace (runs/.cells/<key>.json) under a key made
 of everything that determines them: task, backbones, resolved config, folds and the features
 themselves. Re-running or extending a grid therefore only trains the new cells. Cells that still
@@ -36,6 +39,7 @@ from ..workspace import Workspace
 
 CELL_FORMAT = 1  # bump when a cell's stored result changes meaning; old cells are then retrained
 CELLS_DIR = ".cells"  # inside runs/: kept cell results
+ABLATION_VAL_FRACTION = 0.2  # inner validation share of an ablation run when the config sets none (train.val_fraction 0)
 
 
 # --- the grid ---------------------------------------------------------------------------------
@@ -53,15 +57,16 @@ def ablation_name(losses) -> str:
 
 
 def parse_ablations(spec) -> list[tuple[str, ...]]:
-    """'all' -> every subset of contrastive/cka/mi (8, as the paper's Table 4); else a list such as
-    'none,contrastive,contrastive+cka'."""
+    """'all' -> every non-empty subset of contrastive/cka/mi (7, as the paper's Table 4); else a list such as
+    'none,contrastive,contrastive+cka' (the empty subset only when listed as 'none')."""
     if spec is None:
         return []
     items = _split(spec, "--ablation")
     if "all" in items and len(items) > 1:
-        raise HilbertError("--ablation: 'all' already means every subset; give it alone, or list subsets without it.")
+        raise HilbertError("--ablation: 'all' already means every non-empty subset; give it alone, or list subsets "
+                           "without it.")
     if items == ["all"]:
-        return [tuple(c) for r in range(len(AUX_LOSSES) + 1) for c in itertools.combinations(AUX_LOSSES, r)]
+        return [tuple(c) for r in range(1, len(AUX_LOSSES) + 1) for c in itertools.combinations(AUX_LOSSES, r)]
     subsets = []
     for item in items:
         names = [] if item == "none" else [s.strip().lower() for s in item.split("+")]
@@ -79,7 +84,9 @@ def variant_configs(configurations, ablations, base: Optional[HilbertConfig]) ->
     """Name -> resolved config for every configuration and ablation of the grid.
 
     Losses chosen in the base config (YAML) apply to the configuration the YAML names; every other
-    configuration gets its own default losses (METHOD.md §7)."""
+    configuration gets its own default losses (METHOD.md §7). An ablation keeps the base config's
+    train.val_fraction when it is above 0 and uses ABLATION_VAL_FRACTION otherwise: its figure in the
+    ablation table is the inner-validation AUC, so it needs a validation split (never a test fold)."""
     base = base or HilbertConfig()
     out: dict[str, HilbertConfig] = {}
     for name in configurations:
@@ -87,15 +94,18 @@ def variant_configs(configurations, ablations, base: Optional[HilbertConfig]) ->
             raise HilbertError(f"--config: unknown configuration {name!r}; valid: {', '.join(CONFIGURATIONS)}.")
         keep = base.loss.losses if name == base.configuration else None
         out[name] = _with(base, name, keep)
+    val_fraction = base.train.val_fraction or ABLATION_VAL_FRACTION
     for subset in ablations:
-        out[ablation_name(subset)] = _with(base, REFERENCE, list(subset))
+        out[ablation_name(subset)] = _with(base, REFERENCE, list(subset), val_fraction)
     return out
 
 
-def _with(base: HilbertConfig, configuration: str, losses) -> HilbertConfig:
+def _with(base: HilbertConfig, configuration: str, losses, val_fraction: float | None = None) -> HilbertConfig:
     d = base.to_dict()
     d["configuration"] = configuration
     d["loss"]["losses"] = None if losses is None else list(losses)
+    if val_fraction is not None:
+        d["train"]["val_fraction"] = val_fraction
     return HilbertConfig.from_dict(d, source="--config-file")
 
 
@@ -111,6 +121,7 @@ class Cell:
     config: HilbertConfig
     key: str = ""
     proba: Optional[np.ndarray] = None  # (N, C)
+    val_auc: list = field(default_factory=list)  # per fold: inner-validation AUC at the kept epoch (None: undefined / no split)
     best_epoch: list[int] = field(default_factory=list)
     epochs_run: list[int] = field(default_factory=list)
     seconds: float = 0.0
@@ -177,7 +188,9 @@ def evaluate(
     else:
         configurations = _split(configurations, "--config")
     variants = variant_configs(configurations, ablation_sets, config)
-    pairs = [(a, t) for a in _split(audio_backbones, "--audio") for t in _split(text_backbones, "--text")]
+    requested = [(a, t) for a in _split(audio_backbones, "--audio") for t in _split(text_backbones, "--text")]
+    runs_on = {name: cfg.spec.pairs(requested) for name, cfg in variants.items()}  # clap: its own pair only
+    pairs = list(dict.fromkeys(p for ps in runs_on.values() for p in ps))
 
     # features (embedded once, here in the parent) and folds (one assignment per task)
     from ..learn.data import load_task_data
@@ -195,7 +208,8 @@ def evaluate(
                 warnings += [f"{task}: {w}" for w in folds.warnings]
             data[(task, audio, text)] = {"A": td.A, "T": td.T, "hash": _features_hash(td.A, td.T)}
 
-    cells = [Cell(task, a, t, name, cfg) for task in task_list for a, t in pairs for name, cfg in variants.items()]
+    cells = [Cell(task, a, t, name, cfg) for task in task_list for a, t in pairs for name, cfg in variants.items()
+             if (a, t) in runs_on[name]]
     cache_dir = ws.runs_dir / CELLS_DIR
     todo: dict[str, Cell] = {}
     for c in cells:
@@ -240,14 +254,19 @@ def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int =
         m["label_names"] = list(s.label_names)
         m["n_documents"] = len(s.y)
         m["best_epoch"] = c.best_epoch
+        m["val_auc_folds"] = list(c.val_auc)
+        m["val_auc"] = validation_auc(c)
         ref = by.get((c.task, c.pair, REFERENCE)) or by.get((c.task, c.pair, ablation_name(AUX_LOSSES)))
+        if ref is None and c.config.spec.backbones is not None:  # clap: against hilbert on the first requested pair
+            ref = next((r for r in cells if r.task == c.task and r.variant == REFERENCE), None)
         if ref is not None and ref is not c:
             n_train = float(np.mean([len(tr) for tr, _ in s.folds.splits()]))
             n_test = float(np.mean([len(te) for _, te in s.folds.splits()]))
             ref_folds = summarize_folds(s, ref.proba)
             tt = corrected_resampled_ttest(ref_folds, m["auc_folds"], n_train, n_test)
             bs = paired_bootstrap_test(s.y, ref.proba, c.proba, seed=seed)
-            m["vs_" + REFERENCE] = {"reference": ref.variant, "auc_diff": bs["diff"], "auc_diff_ci": bs["diff_ci"],
+            m["vs_" + REFERENCE] = {"reference": ref.variant, "reference_backbones": ref.pair,
+                                    "auc_diff": bs["diff"], "auc_diff_ci": bs["diff_ci"],
                                     "p_ttest": tt["p"], "t": tt["t"], "n_folds": tt["n_folds"], "p_bootstrap": bs["p"]}
         c.metrics = m
         node = out.setdefault(c.task, {}).setdefault(c.variant, {})
@@ -256,6 +275,14 @@ def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int =
         else:
             node.update(m)
     return out
+
+
+def validation_auc(c: Cell) -> float | None:
+    """A run's inner-validation AUC: per fold, the AUC on its inner validation split (documents of its training
+    part only) at the epoch whose weights were kept, averaged over the folds where it is defined; None when the
+    run had no validation split (train.val_fraction 0) or no fold defines it. What the ablation table selects on."""
+    vals = [v for v in c.val_auc if v is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def summarize_folds(s: TaskSetup, proba: np.ndarray) -> list:
@@ -288,9 +315,12 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
         proba = np.asarray(d["proba"], dtype=np.float64)
         if d["doc_ids"] != s.doc_ids or proba.shape != (len(s.doc_ids), len(s.label_names)):
             return False  # a key collision or a damaged file: train again
+        if c.config.train.val_fraction > 0 and "val_auc" not in d:
+            return False  # kept before validation AUCs were recorded: train again to have it
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         return False
     c.proba, c.best_epoch, c.epochs_run, c.seconds = proba, d["best_epoch"], d["epochs_run"], d["seconds"]
+    c.val_auc = list(d.get("val_auc") or [])
     c.cached = True
     return True
 
@@ -319,9 +349,10 @@ def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, see
     t0 = time.perf_counter()
     config = HilbertConfig.from_dict(config_dict)
     folds = Folds([str(i) for i in range(len(y))], np.asarray(test_fold), k, seed, groups is not None)
-    r = cross_val_predict(config, A, T, np.asarray(y), n_classes, folds, groups, device=device, threads=threads)
+    r = cross_val_predict(config, A, T, np.asarray(y), n_classes, folds, groups, device=device, threads=threads,
+                          val_auc=config.train.val_fraction > 0)
     return {"proba": r.proba.tolist(), "best_epoch": list(r.best_epoch), "epochs_run": list(r.epochs_run),
-            "seconds": time.perf_counter() - t0}
+            "val_auc": list(r.val_auc), "seconds": time.perf_counter() - t0}
 
 
 def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, progress) -> None:

@@ -16,6 +16,7 @@ import yaml
 from ..atomic import atomic_save, atomic_write_json, atomic_write_text
 from ..learn.config import AUX_LOSSES
 from ..learn.registry import display_name as registry_display
+from .grid import ablation_name
 
 def display_name(variant: str) -> str:
     """The paper's name of a configuration (learn/registry.py), or the variant's own name (an ablation)."""
@@ -49,7 +50,7 @@ def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
     header = ["backbones (audio + text)", "configuration", *tasks] + (["mean"] if several else [])
     values, rows = [], []
     for audio, text in pairs:
-        for v in variants:
+        for v in _run_on(by, tasks, f"{audio}+{text}", variants):
             vals = [by[(t, f"{audio}+{text}", v)].metrics["auc_pooled"] for t in tasks]
             if several:
                 vals.append(None if None in vals else float(np.mean(vals)))
@@ -66,23 +67,61 @@ def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
     return header, rows, bold
 
 
+ABLATION_SELECTION = ("Best inner-validation AUC (%) over the non-empty ablation subsets without (✗) and with (✓) each "
+                      "loss. A run's validation AUC: per fold, the AUC on the fold's inner validation split (documents "
+                      "of its training part) at the epoch whose weights were kept, averaged over the folds; no test "
+                      "fold is used.")
+ABLATION_TEST = ("Each ablation run's inner-validation AUC (%) and its pooled out-of-fold AUC (%) on the test folds, "
+                 "the latter reported for reference only.")
+
+
+def _run_on(by: dict, tasks, pair: str, variants) -> list[str]:
+    """The variants that ran on a backbone pair (a configuration with its own backbones, clap, runs on those only)."""
+    return [v for v in variants if all((t, pair, v) in by for t in tasks)]
+
+
+def _ablations(cells, pair: str) -> list:
+    """The ablation runs (hilbert with a subset of the auxiliary losses) on one backbone pair."""
+    return [c for c in cells if c.pair == pair and c.variant == ablation_name(c.config.active_losses)]
+
+
 def ablation_table(cells, tasks: list[str], pairs):
-    """Table 4 of the paper: per loss, the best AUC over ablations without it (✗) and with it (✓)."""
+    """Table 4 of the paper: per loss, the best inner-validation AUC (grid.validation_auc) over the non-empty
+    ablation subsets without it (✗) and with it (✓). Selection never sees a test fold; the empty subset, when
+    listed (`none`), is left out as in the paper (it is in `ablation_test_table`)."""
     rows = []
     for audio, text in pairs:
-        pair = f"{audio}+{text}"
-        abl = [c for c in cells if c.pair == pair and c.variant.startswith("hilbert[")]
+        abl = [c for c in _ablations(cells, f"{audio}+{text}") if c.config.active_losses]
         if len({c.variant for c in abl}) < 2:
             continue
         for loss in AUX_LOSSES:
             row = [f"{audio} + {text}", loss]
             for t in tasks:
                 for has in (False, True):
-                    vals = [c.metrics["auc_pooled"] for c in abl if c.task == t
-                            and (loss in c.config.active_losses) == has and c.metrics["auc_pooled"] is not None]
+                    vals = [c.metrics["val_auc"] for c in abl if c.task == t
+                            and (loss in c.config.active_losses) == has and c.metrics["val_auc"] is not None]
                     row.append(_pct(max(vals)) if vals else "–")
             rows.append(row)
     header = ["backbones", "auxiliary loss", *[f"{t} {m}" for t in tasks for m in ("✗", "✓")]]
+    return header, rows
+
+
+def ablation_test_table(cells, tasks: list[str], pairs):
+    """Every ablation run's pooled out-of-fold AUC on the test folds, beside its inner-validation AUC; the test
+    figures are reported only, never used to choose between runs."""
+    rows = []
+    for audio, text in pairs:
+        abl = _ablations(cells, f"{audio}+{text}")
+        if len({c.variant for c in abl}) < 2:
+            continue
+        by = {(c.task, c.variant): c for c in abl}
+        for v in dict.fromkeys(c.variant for c in abl):
+            row = [f"{audio} + {text}", v]
+            for t in tasks:
+                m = by[(t, v)].metrics
+                row += [_pct(m["val_auc"]), _pct(m["auc_pooled"])]
+            rows.append(row)
+    header = ["backbones", "ablation", *[f"{t} {m}" for t in tasks for m in ("validation", "test")]]
     return header, rows
 
 
@@ -120,9 +159,11 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
     lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", BOTH_AUCS + " Best pooled AUC per column in **bold**."]
     ah, ar = ablation_table(cells, tasks, pairs)
     if ar:
-        lines += ["", "## Auxiliary-loss ablation (as the paper's Table 4)", "",
-                  "Best pooled AUC (%) over the ablation runs without (✗) and with (✓) each loss.", "",
-                  _md_table(ah, ar)]
+        lines += ["", "## Auxiliary-loss ablation (as the paper's Table 4)", "", ABLATION_SELECTION, "", _md_table(ah, ar)]
+    th, tr = ablation_test_table(cells, tasks, pairs)
+    if tr:
+        lines += ["", "### Ablation runs on the test folds (not used for selection)", "", ABLATION_TEST, "",
+                  _md_table(th, tr)]
     by = {(c.task, c.pair, c.variant): c for c in cells}
     for t in tasks:
         s = setups[t]
@@ -134,7 +175,7 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
             head = ["configuration", "pooled AUC [95% CI]", "fold mean ± std (folds)", *[f"AUC {n}" for n in s.label_names],
                     "balanced acc.", "macro F1", "Δ AUC vs hilbert", "p (corrected t)", "p (bootstrap)"]
             rows = []
-            for v in variants:
+            for v in _run_on(by, [t], pair, variants):
                 m = by[(t, pair, v)].metrics
                 lo, hi = m["auc_pooled_ci"]
                 mean = "–" if m["auc_mean"] is None else (
@@ -147,9 +188,14 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
             lines += [_md_table(head, rows), ""]
             lines += ["Δ is this configuration minus hilbert; p-values: Nadeau–Bengio corrected resampled t-test over "
                       "folds, and a paired stratified bootstrap of the pooled AUC.", ""]
+            elsewhere = {by[(t, pair, v)].metrics["vs_hilbert"]["reference_backbones"] for v in _run_on(by, [t], pair, variants)
+                         if "vs_hilbert" in by[(t, pair, v)].metrics} - {pair}
+            if elsewhere:  # clap has its own backbones: compared with hilbert on another pair, same documents and folds
+                where = ", ".join(sorted(elsewhere)).replace("+", " + ")
+                lines += [f"Here hilbert is the run on {where} (same documents and folds).", ""]
             lines.append("Confusion matrices (rows: true label, columns: predicted):")
             lines.append("")
-            for v in variants:
+            for v in _run_on(by, [t], pair, variants):
                 cm = by[(t, pair, v)].metrics["confusion_matrix"]
                 lines += [f"*{display_name(v)}*", "", _md_table(["true \\ predicted", *s.label_names],
                                                                 [[n, *row] for n, row in zip(s.label_names, cm)]), ""]
@@ -222,7 +268,9 @@ def plot_roc(path: Path, task: str, cells, setups, pairs, variants) -> Path:
     kind = "positive class" if len(s.label_names) == 2 else "macro one-vs-rest"
     for ax, (audio, text) in zip(axes[0], pairs):
         for v in variants:
-            c = by[(f"{audio}+{text}", v)]
+            c = by.get((f"{audio}+{text}", v))
+            if c is None:  # a configuration with its own backbones (clap) runs on those only
+                continue
             fpr, tpr = roc_points(s.y, c.proba)
             ax.plot(fpr, tpr, label=f"{display_name(v)} ({_pct(c.metrics['auc_pooled'])})")
         ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")

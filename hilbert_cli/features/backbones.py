@@ -6,6 +6,9 @@ Every backbone is resolved to files on this machine *before* anything is loaded,
     and no network call ever happens unless the user allowed a download.
 Besides the aliases, any Hugging Face model id (org/name, looked up in the local HF cache) or a local
 folder / openai-whisper .pt file works.
+
+A CLAP model (`clap`, or any folder / id holding a transformers ClapModel) embeds both modalities: it is
+an audio backbone when asked for as one (`--audio`) and a text backbone when asked for as one (`--text`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # importing torch costs seconds; resolving a backbone needs n
 
 AUDIO, TEXT = "audio", "text"
 KINDS = (AUDIO, TEXT)
+BOTH = "audio+text"  # the kind of a model that embeds either modality (CLAP), until a kind is asked for
 DEFAULT_AUDIO = "whisper-tiny"
 DEFAULT_TEXT = "minilm"
 
@@ -34,7 +38,8 @@ HF_AUDIO = "hf-audio"  # transformers wav2vec2 / HuBERT / wav2vec2-Conformer / .
 SPECTROGRAM = "spectrogram"  # log-mel frames, no weights
 EGEMAPS = "egemaps"  # openSMILE eGeMAPSv02 functionals, no weights
 SENTENCE = "sentence-transformers"
-AUDIO_LOADERS = (CT2_WHISPER, OPENAI_WHISPER, HF_WHISPER, HF_AUDIO, SPECTROGRAM, EGEMAPS)
+CLAP = "clap"  # transformers ClapModel: get_audio_features / get_text_features (audio and text)
+AUDIO_LOADERS = (CT2_WHISPER, OPENAI_WHISPER, HF_WHISPER, HF_AUDIO, SPECTROGRAM, EGEMAPS, CLAP)
 
 FINGERPRINT_VERSION = "1"  # bump when the fingerprint recipe changes
 _HEAD_TAIL_BYTES = 1 << 20  # bytes hashed at each end of a large weight file
@@ -44,10 +49,14 @@ _SMALL_FILE_BYTES = 4 << 20  # files up to this size are hashed whole (configs, 
 @dataclass(frozen=True)
 class BackboneSpec:
     alias: str
-    kind: str  # "audio" | "text"
+    kind: str  # "audio" | "text" | "audio+text" (BOTH: either, as asked)
     loader: str  # one of the loader names above
     model: str  # Hugging Face id, openai-whisper model name, or a description for bundled / weightless ones
     dimension: int | None  # frame / sentence vector width, when known without loading
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return KINDS if self.kind == BOTH else (self.kind,)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -67,6 +76,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec("mpnet", TEXT, SENTENCE, "sentence-transformers/nli-mpnet-base-v2", 768),
         BackboneSpec("minilm12", TEXT, SENTENCE, "sentence-transformers/all-MiniLM-L12-v2", 384),
         BackboneSpec("t5", TEXT, SENTENCE, "sentence-transformers/sentence-t5-xl", 768),
+        BackboneSpec("clap", BOTH, CLAP, "laion/clap-htsat-unfused", 512),
     ]
 }
 
@@ -76,7 +86,7 @@ class ResolvedBackbone:
     """A backbone located on this machine (nothing loaded yet)."""
 
     name: str  # what the user typed (alias, HF id or path)
-    kind: str
+    kind: str  # audio or text; BOTH for a CLAP model resolved without a kind (it can then be fingerprinted, not loaded)
     loader: str
     model: str
     path: Path | None  # local weights (file or folder); None for weightless backbones
@@ -159,6 +169,8 @@ def _loader_for_path(path: Path) -> tuple[str, str]:
     cfg = json.loads(config.read_text(encoding="utf-8"))
     if cfg.get("model_type") == "whisper":
         return HF_WHISPER, AUDIO
+    if cfg.get("model_type") == "clap":
+        return CLAP, BOTH
     if "conv_stride" in cfg:  # the wav2vec2 family (wav2vec2, HuBERT, WavLM, Conformer, data2vec-audio, ...)
         return HF_AUDIO, AUDIO
     return SENTENCE, TEXT  # a plain text transformer: sentence-transformers adds mean pooling
@@ -171,8 +183,8 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
     flag = f"--{kind}" if kind else "backbone"
     spec = BACKBONES.get(name_or_path)
     if spec is not None:
-        if kind is not None and spec.kind != kind:
-            valid = ", ".join(a for a, s in BACKBONES.items() if s.kind == kind)
+        if kind is not None and kind not in spec.kinds:
+            valid = ", ".join(a for a, s in BACKBONES.items() if kind in s.kinds)
             raise HilbertError(f"{flag}: {name_or_path!r} is a {spec.kind} backbone; valid {kind} aliases: {valid}.")
         if spec.loader in (SPECTROGRAM, EGEMAPS):
             path = None
@@ -182,7 +194,7 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
             path = _openai_whisper_file(spec.model, allow_download, f"{flag} {name_or_path}")
         else:
             path = _hf_snapshot(spec.model, allow_download, f"{flag} {name_or_path}")
-        return ResolvedBackbone(spec.alias, spec.kind, spec.loader, spec.model, path)
+        return ResolvedBackbone(spec.alias, kind or spec.kind, spec.loader, spec.model, path)
 
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -193,15 +205,15 @@ def resolve_backbone(name_or_path: str, kind: str | None = None, allow_download:
         loader, found = _loader_for_path(path)
         model = name_or_path
     else:
-        valid = ", ".join(a for a, s in BACKBONES.items() if kind in (None, s.kind))
+        valid = ", ".join(a for a, s in BACKBONES.items() if kind is None or kind in s.kinds)
         raise HilbertError(
             f"{flag}: unknown backbone {name_or_path!r}; use one of {valid}, "
             f"a Hugging Face model id (org/name) or a local model folder."
         )
-    if kind is not None and found != kind:
+    if kind is not None and found not in (kind, BOTH):
         what = {AUDIO: "an audio", TEXT: "a text"}
         raise HilbertError(f"{flag}: {name_or_path} holds {what[found]} model, not {what[kind]} one; pick {what[kind]} backbone.")
-    return ResolvedBackbone(name_or_path, found, loader, model, path.resolve())
+    return ResolvedBackbone(name_or_path, kind or found, loader, model, path.resolve())
 
 
 def check_layer(resolved: ResolvedBackbone, layer: int | None) -> None:
@@ -216,6 +228,9 @@ def check_layer(resolved: ResolvedBackbone, layer: int | None) -> None:
             )
     elif resolved.loader in (SPECTROGRAM, EGEMAPS):
         raise HilbertError(f"--layer {layer}: {resolved.name} has no layers (no neural network); drop --layer.")
+    elif resolved.loader == CLAP:
+        raise HilbertError(f"--layer {layer}: {resolved.name} is a CLAP model, which gives one projected embedding per "
+                           f"segment rather than encoder layers; drop --layer.")
     elif resolved.kind == TEXT:
         raise HilbertError("--layer applies to the audio backbone only; text backbones use their own sentence pooling.")
     n = resolved.num_layers()
@@ -296,7 +311,7 @@ def load_backbone(name_or_path: str, kind: str | None = None, allow_download: bo
 @dataclass(frozen=True)
 class BackboneRow:
     alias: str
-    kind: str
+    kind: str  # audio, text or audio+text
     model: str
     dimension: int | None
     offline: bool  # usable now without a download

@@ -3,8 +3,9 @@
 Audio encoders take a whole document's 16 kHz audio plus its segment spans and return one pooled vector
 per segment (`embed_segments`); internally each turns the document into a sequence of frames at
 `frame_rate` Hz and pools the frames inside each span (`pool_frames`). Text encoders embed a list of
-texts (`embed_texts`). Encoders are built by `load_encoder` from a backbone that backbones.py has
-already located on this machine; nothing here touches the network.
+texts (`embed_texts`). eGeMAPS and CLAP's audio tower give one vector per segment directly (no frames). Encoders are
+built by `load_encoder` from a backbone that backbones.py has already located on this machine; nothing here
+touches the network.
 
 Devices: `load_encoder(resolved, device=...)` takes a torch.device (from device.resolve_device; None =
 auto). The torch models (transformers, openai-whisper, sentence-transformers) run on it, CUDA or MPS,
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 
 from ..corpus.audio import SAMPLE_RATE
-from .backbones import (CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE, SPECTROGRAM,
-                        ResolvedBackbone, EGEMAPS_MISSING)
+from .backbones import (AUDIO, BOTH, CLAP, CT2_WHISPER, EGEMAPS, HF_AUDIO, HF_WHISPER, OPENAI_WHISPER, SENTENCE,
+                        SPECTROGRAM, ResolvedBackbone, EGEMAPS_MISSING)
 from ..device import ctranslate2_options, resolve_device
 from ..errors import HilbertError
 
@@ -42,6 +43,8 @@ HF_BATCH = 2  # equal-length chunks per forward pass
 
 MEL_BANDS, MEL_N_FFT, MEL_HOP = 80, 400, 160  # 25-ms windows every 10 ms
 EGEMAPS_MIN_SECONDS = 0.5  # openSMILE functionals need some signal; shorter spans are widened
+CLAP_MIN_SECONDS = 0.5  # CLAP repeats a short clip to fill its 10 s; shorter spans are widened first
+CLAP_BATCH = 8  # CLAP clips per forward pass (every clip is padded to the same 10 s)
 
 
 def pool_frames(frames: np.ndarray, frame_rate: float, spans, pooling: str = "mean") -> np.ndarray:
@@ -65,6 +68,16 @@ def pool_frames(frames: np.ndarray, frame_rate: float, spans, pooling: str = "me
         if pooling == "mean+std":
             out[s, d:] = x.std(axis=0)
     return out
+
+
+def span_audio(audio: np.ndarray, start: float, end: float, min_seconds: float) -> np.ndarray:
+    """The samples of [start, end) s of 16-kHz `audio`, a span shorter than `min_seconds` widened to that length
+    around its midpoint (clipped to the audio)."""
+    if end - start < min_seconds:
+        mid = (start + end) / 2
+        start, end = mid - min_seconds / 2, mid + min_seconds / 2
+    a, b = max(0, int(start * SAMPLE_RATE)), min(len(audio), int(end * SAMPLE_RATE))
+    return audio[a:max(a, b)]
 
 
 class AudioEncoder:
@@ -323,13 +336,10 @@ class EGeMAPSEncoder(AudioEncoder):
         if pooling not in POOLINGS:
             raise HilbertError(f"--pooling: unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
         out = np.zeros((len(spans), self.dimension), np.float32)
-        half = EGEMAPS_MIN_SECONDS / 2
         for s, (start, end) in enumerate(spans):
-            if end - start < EGEMAPS_MIN_SECONDS:
-                mid = (start + end) / 2
-                start, end = mid - half, mid + half
-            a, b = max(0, int(start * SAMPLE_RATE)), min(len(audio), int(end * SAMPLE_RATE))
-            piece = audio[a:b] if b - a >= SAMPLE_RATE * EGEMAPS_MIN_SECONDS / 2 else np.pad(audio[a:b], (0, SAMPLE_RATE // 2))
+            piece = span_audio(audio, start, end, EGEMAPS_MIN_SECONDS)
+            if len(piece) < SAMPLE_RATE * EGEMAPS_MIN_SECONDS / 2:
+                piece = np.pad(piece, (0, SAMPLE_RATE // 2))
             out[s] = np.nan_to_num(self.smile.process_signal(piece, SAMPLE_RATE).to_numpy()[0])
             self.calls += 1
         return out
@@ -360,6 +370,124 @@ class TextEncoder:
                                             show_progress_bar=False), dtype=np.float32)
 
 
+def _clap_model(resolved: ResolvedBackbone, device: torch.device):
+    from transformers import ClapModel
+
+    return ClapModel.from_pretrained(str(resolved.path), local_files_only=True).eval().to(device)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _pooled(out) -> torch.Tensor:
+    """The projected embedding of a ClapModel.get_*_features call (a tensor in transformers 4, the output's
+    pooler_output in 5)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class ClapAudioEncoder(AudioEncoder):
+    """CLAP's audio tower (transformers ClapModel.get_audio_features): one unit-length projected embedding per
+    segment, on `device` (features computed on the CPU).
+
+    Each segment's 16-kHz audio (widened to CLAP_MIN_SECONDS if shorter) is resampled to the feature extractor's
+    rate (48 kHz for LAION CLAP) with soxr. The extractor takes clips of at most its `max_length_s` (10 s) and
+    repeats a shorter clip to fill them; a longer one it would crop at random, so a longer segment is cut here
+    into the fewest equal pieces that fit, each embedded, and their mean renormalised. No clip is ever longer than
+    the extractor's length, so none is "longer" (fused checkpoints then take no random fusion crop either), and
+    a segment's vector depends only on its own audio. Pooling does not apply (one vector per segment already);
+    `layer` neither (check_layer refuses it)."""
+
+    def __init__(self, resolved, device=None, threads=None):
+        super().__init__(resolved)
+        from transformers import AutoFeatureExtractor
+
+        self.device = resolve_device(device)
+        self.extractor = AutoFeatureExtractor.from_pretrained(str(resolved.path), local_files_only=True)
+        self.model = _clap_model(resolved, self.device)
+        self.rate = int(self.extractor.sampling_rate)
+        self.clip_samples = int(self.extractor.nb_max_samples)
+        self.dimension = int(self.model.config.projection_dim)
+
+    def clips(self, audio, start, end) -> list[np.ndarray]:
+        """The extractor-rate clips one segment is embedded from."""
+        import soxr
+
+        piece = span_audio(audio, start, end, CLAP_MIN_SECONDS)
+        piece = np.pad(piece, (0, max(0, int(CLAP_MIN_SECONDS * SAMPLE_RATE) - len(piece))))  # past the end: silence
+        if self.rate != SAMPLE_RATE:
+            piece = soxr.resample(piece.astype(np.float32), SAMPLE_RATE, self.rate, quality="HQ")
+        return np.array_split(piece, max(1, math.ceil(len(piece) / self.clip_samples)))
+
+    def embed_clips(self, clips: list[np.ndarray]) -> np.ndarray:
+        """(n, dimension) unit-length embeddings of clips at the extractor's rate, none longer than its length."""
+        out = []
+        for b in range(0, len(clips), CLAP_BATCH):
+            feats = self.extractor(clips[b:b + CLAP_BATCH], sampling_rate=self.rate, return_tensors="pt")
+            is_longer = torch.zeros_like(feats["is_longer"])  # none is (a fusion extractor flags one at random)
+            with torch.inference_mode():
+                x = _pooled(self.model.get_audio_features(input_features=feats["input_features"].to(self.device),
+                                                          is_longer=is_longer.to(self.device)))
+            out.append(x.float().cpu().numpy())
+            self.calls += 1
+        return _unit_rows(np.concatenate(out) if out else np.zeros((0, self.dimension)))
+
+    def embed_segments(self, audio, spans, layer=None, pooling="mean"):
+        if pooling not in POOLINGS:
+            raise HilbertError(f"--pooling: unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}.")
+        clips, owner = [], []
+        for s, (start, end) in enumerate(spans):
+            for clip in self.clips(audio, start, end):
+                clips.append(clip)
+                owner.append(s)
+        out = np.zeros((len(spans), self.dimension), np.float64)
+        np.add.at(out, np.asarray(owner, dtype=np.int64), self.embed_clips(clips))
+        return _unit_rows(out)
+
+
+class ClapTextEncoder:
+    """CLAP's text tower (transformers ClapModel.get_text_features): one unit-length projected embedding per
+    text, through the checkpoint's own tokenizer (truncated to what the text model can take), on `device`.
+    Texts are batched by length; padding is masked, so a text's vector does not depend on its batch."""
+
+    kind = "text"
+    batch_size = 32
+
+    def __init__(self, resolved, device=None, threads=None):
+        from transformers import AutoTokenizer
+
+        self.name = resolved.name
+        self.fingerprint = resolved.fingerprint
+        self.device = resolve_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(resolved.path), local_files_only=True)
+        self.model = _clap_model(resolved, self.device)
+        positions = self.model.config.text_config.max_position_embeddings - 2  # RoBERTa positions start after padding
+        self.max_length = min(int(self.tokenizer.model_max_length), positions)
+        self.dimension = int(self.model.config.projection_dim)
+        self.calls = 0
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+            with torch.inference_mode():
+                x = _pooled(self.model.get_text_features(input_ids=enc["input_ids"].to(self.device),
+                                                         attention_mask=enc["attention_mask"].to(self.device)))
+            out[idx] = x.float().cpu().numpy()
+        return _unit_rows(out)
+
+
+def _clap_encoder(resolved, device=None, threads=None):
+    if resolved.kind == BOTH:
+        raise HilbertError(f"backbone {resolved.name}: a CLAP model embeds both audio and text; load it as an audio "
+                           f"or a text backbone (kind='audio' or kind='text').")
+    return (ClapAudioEncoder if resolved.kind == AUDIO else ClapTextEncoder)(resolved, device=device, threads=threads)
+
+
 _ENCODERS = {
     CT2_WHISPER: CT2WhisperEncoder,
     OPENAI_WHISPER: OpenAIWhisperEncoder,
@@ -368,6 +496,7 @@ _ENCODERS = {
     SPECTROGRAM: SpectrogramEncoder,
     EGEMAPS: EGeMAPSEncoder,
     SENTENCE: TextEncoder,
+    CLAP: _clap_encoder,
 }
 
 
@@ -384,7 +513,7 @@ def load_encoder(resolved: ResolvedBackbone, device: Optional[torch.device] = No
     """Build the encoder for a backbone already located on this machine (backbones.resolve_backbone), on
     `device` (None = auto; see the module docstring) with `threads` CTranslate2 CPU threads (None = default)."""
     device = resolve_device(device)
-    if resolved.loader in (HF_AUDIO, HF_WHISPER, SENTENCE):
+    if resolved.loader in (HF_AUDIO, HF_WHISPER, SENTENCE, CLAP):
         _quiet_hub_progress()
     try:
         return _ENCODERS[resolved.loader](resolved, device=device, threads=threads)

@@ -146,7 +146,7 @@ class HilbertModel(FoldModel):
 
 
 class TransferModel(FoldModel):
-    """`transfer`, `transfer-moe`, `audio-only`, `text-only`: masked mean of the frozen segment features
+    """`transfer`, `transfer-moe`, `audio-only`, `text-only`, `clap`: masked mean of the frozen segment features
     -> LayerNorm per modality (choice: keeps a 1024-d audio vector from swamping text) -> one MLP
     in -> 32 -> 32 (transfer) or the MoE (transfer-moe) -> head."""
 

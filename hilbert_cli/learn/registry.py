@@ -35,6 +35,7 @@ class Configuration:
     loss_overrides: dict = field(default_factory=dict)  # loss name -> AuxLoss replacing the registry's entry
     segment_weight: str = "uniform"  # what predict's segment weight is: "attention" (α_j) or "uniform" (1/S)
     paper: bool = False  # one of the paper's four compared configurations (evaluate's default grid)
+    backbones: tuple[str, str] | None = None  # (audio, text) it always embeds with, whatever --audio / --text say
 
     @property
     def uses_encoders(self) -> bool:
@@ -46,6 +47,11 @@ class Configuration:
 
     def loss(self, name: str) -> AuxLoss:
         return self.loss_overrides.get(name) or LOSSES[name]
+
+    def pairs(self, requested) -> list[tuple[str, str]]:
+        """The (audio, text) backbone pairs this configuration runs on when `requested` are asked for: its own
+        pair when it has one (a pre-trained audio-text model such as CLAP), else the requested ones."""
+        return [self.backbones] if self.backbones is not None else [tuple(p) for p in requested]
 
 
 def _dual(out, lc, mask):
@@ -84,6 +90,8 @@ CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in (
                   segment_weight="attention", paper=True),
     Configuration("audio-only", "Audio only (transfer)", TransferModel, modalities=("audio",), moe=False),
     Configuration("text-only", "Text only (transfer)", TransferModel, modalities=("text",), moe=False),
+    # the paper's CLAP-LAION row (Tables 2-3): pre-trained audio-text CLAP embeddings, pooled, transfer classifier
+    Configuration("clap", "CLAP-LAION", TransferModel, moe=False, backbones=("clap", "clap")),
 )}
 PAPER_CONFIGURATIONS = tuple(name for name, c in CONFIGURATIONS.items() if c.paper)
 REFERENCE = "hilbert"  # the configuration every other one is compared against, and the one ablations vary

@@ -165,10 +165,12 @@ def side_paths(model_path: Path) -> tuple[Path, Path, Path]:
 def train_task(workspace: Workspace | str, task: str, audio: str, text: str, config: HilbertConfig,
                out_path: str | Path, *, allow_download: bool = False, progress: Optional[Callable] = None,
                embed_progress: Optional[Callable] = None, device=None) -> TrainResult:
-    """Train on every labelled document of `task` and write model.pt, its loss CSV/PNG and its config."""
+    """Train on every labelled document of `task` and write model.pt, its loss CSV/PNG and its config. A
+    configuration with its own backbones (clap) embeds with those, whatever `audio` and `text` say."""
     from .checkpoint import save_checkpoint
 
     t0 = time.perf_counter()
+    ((audio, text),) = config.spec.pairs([(audio, text)])
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     out_path = Path(out_path)
     if out_path.suffix != ".pt":
