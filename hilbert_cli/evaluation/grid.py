@@ -113,6 +113,7 @@ class Cell:
     proba: Optional[np.ndarray] = None  # (N, C)
     best_epoch: list[int] = field(default_factory=list)
     epochs_run: list[int] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)  # per fold with train.calibrate, else empty
     seconds: float = 0.0
     cached: bool = False
     metrics: dict = field(default_factory=dict)
@@ -240,6 +241,8 @@ def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int =
         m["label_names"] = list(s.label_names)
         m["n_documents"] = len(s.y)
         m["best_epoch"] = c.best_epoch
+        if c.temperature:  # train.calibrate: the per-fold temperatures the probabilities were scaled with
+            m["temperature_folds"] = c.temperature
         ref = by.get((c.task, c.pair, REFERENCE)) or by.get((c.task, c.pair, ablation_name(AUX_LOSSES)))
         if ref is not None and ref is not c:
             n_train = float(np.mean([len(tr) for tr, _ in s.folds.splits()]))
@@ -291,6 +294,7 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         return False
     c.proba, c.best_epoch, c.epochs_run, c.seconds = proba, d["best_epoch"], d["epochs_run"], d["seconds"]
+    c.temperature = list(d.get("temperature") or [])
     c.cached = True
     return True
 
@@ -321,7 +325,7 @@ def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, see
     folds = Folds([str(i) for i in range(len(y))], np.asarray(test_fold), k, seed, groups is not None)
     r = cross_val_predict(config, A, T, np.asarray(y), n_classes, folds, groups, device=device, threads=threads)
     return {"proba": r.proba.tolist(), "best_epoch": list(r.best_epoch), "epochs_run": list(r.epochs_run),
-            "seconds": time.perf_counter() - t0}
+            "temperature": list(r.temperature), "seconds": time.perf_counter() - t0}
 
 
 def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, progress) -> None:
