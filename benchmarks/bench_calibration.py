@@ -30,7 +30,11 @@ import numpy as np
 import torch
 
 from hilbert_cli.evaluation.crossval import cross_validate
-from hilbert_cli.evaluation.metrics import brier_score, expected_calibration_error, roc_auc
+from hilbert_cli.evaluation.metrics import (
+    brier_score,
+    expected_calibration_error,
+    roc_auc,
+)
 from hilbert_cli.evaluation.tasks import make_task
 
 

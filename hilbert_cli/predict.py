@@ -6,6 +6,8 @@ with the stored backbones through the workspace's embedding cache (so predicting
 does no model work), classify, and say which segments mattered most (occlusion: how much the predicted class's
 probability drops without the segment, for every configuration; beside it the attention weight). A file that fails gets one line
 and the others still go through.
+The probabilities are the model's softmax divided by its temperature when it was trained with train.calibrate
+(learn/calibration.py); `PredictResult.calibration` / `probability_kind` say which, for the table and the JSON.
 
 What a segment's "weight" is, by configuration:
   hilbert, contrastive-moe   α_j, the joint attention pooling's weight (METHOD.md §3): the document vector

@@ -10,7 +10,12 @@ from hilbert_cli.errors import ConfigError, DataError
 from hilbert_cli.evaluation.crossval import cross_val_predict
 from hilbert_cli.evaluation.folds import make_folds
 from hilbert_cli.learn import calibration
-from hilbert_cli.learn.calibration import TEMPERATURE_RANGE, Temperature, fit_temperature, nll
+from hilbert_cli.learn.calibration import (
+    TEMPERATURE_RANGE,
+    Temperature,
+    fit_temperature,
+    nll,
+)
 from hilbert_cli.learn.checkpoint import checksum, load_checkpoint, save_checkpoint
 from hilbert_cli.learn.classifier import HilbertClassifier
 from hilbert_cli.learn.config import load_config
@@ -18,8 +23,6 @@ from hilbert_cli.learn.data import synthetic_embeddings
 from hilbert_cli.learn.train import explain, fit, predict_proba
 from hilbert_cli.learn.trainer import inner_plan
 from hilbert_cli.predict import PredictResult
-
-from test_train import workspace  # noqa: F401 (a fixture: a labelled workspace with stand-in embeddings)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -143,17 +146,23 @@ def test_cross_validation_scales_each_fold_with_its_own_temperature():
 
 # --- the command line and predict --------------------------------------------------------------------
 
-def test_cli_train_calibrate(workspace, tmp_path):
+def test_cli_train_calibrate(tmp_path, monkeypatch):
     """--calibrate with the default protocol (no validation split): a fifth of the documents is held out of
     training, the temperature is fitted on it and stored in model.pt."""
-    ws, _ = workspace
+    from test_evaluate import _fake_embeddings, _workspace
+
+    from hilbert_cli.features import embed
+
+    monkeypatch.setattr(embed, "document_embeddings", _fake_embeddings)
+    monkeypatch.setattr(embed, "backbone_fingerprint", lambda name, allow_download=False: f"fp-{name}")
+    ws = _workspace(tmp_path, n=30)
     out = tmp_path / "cal.pt"
-    res = CliRunner().invoke(app, ["train", "--task", "dx", "--configuration", "transfer", "--epochs", "3", "--calibrate",
-                                   "-o", str(out), "-w", str(ws.root)])
+    res = CliRunner().invoke(app, ["train", "--task", "words", "--audio", "a1", "--text", "t1", "--configuration",
+                                   "transfer", "--epochs", "3", "--calibrate", "-o", str(out), "-w", str(ws.root)])
     assert res.exit_code == 0, res.output
     c = calibration.from_checkpoint(load_checkpoint(out)[1])
     assert "calibrate: true" in res.output and f"Calibrated: temperature T = {c.temperature:.3g}" in res.output
-    assert 5 <= c.n_documents <= 8  # about a fifth of the 29 documents (whole subjects: calibration_fraction 0.2)
+    assert c.n_documents == 6  # a fifth of the 30 documents, whole subjects (calibration_fraction 0.2)
 
 
 def test_calibrate_with_nothing_to_hold_out_is_one_sentence():
@@ -206,7 +215,7 @@ def test_cli_evaluate_reports_calibration(tmp_path, monkeypatch):
     assert "## Calibration" in report and "Calibration of the pooled out-of-fold probabilities" in res.output
     for task in ("words",):  # multi-class (a binary task takes the same path; its curve: tests/test_metrics.py)
         t = m[task]["transfer"]
-        rows = [r for r in csv.DictReader(open(run / "oof_predictions.csv")) if r["task"] == task]
+        rows = [r for r in csv.DictReader((run / "oof_predictions.csv").read_text().splitlines()) if r["task"] == task]
         names = t["label_names"]
         y = np.array([names.index(r["label"]) for r in rows])
         p = np.array([[float(r[f"p[{n}]"]) for n in names] for r in rows])
