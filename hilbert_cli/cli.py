@@ -44,7 +44,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 # library parameters (HilbertError.param, or a message's "param:" prefix) -> the flag a CLI user types
 FLAGS = {"device": "--device", "configuration": "--configuration", "loss.losses": "--losses", "train.epochs": "--epochs",
-         "train.lr": "--lr", "train.seed": "--seed", "jobs": "--jobs", "k": "--folds"}
+         "train.lr": "--lr", "train.seed": "--seed", "jobs": "--jobs", "k": "--folds", "train.calibrate": "--calibrate"}
 
 
 def _worded(e: HilbertError) -> str:
@@ -290,6 +290,7 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (early stopping usually ends sooner)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (training is deterministic on CPU)."),
+    calibrate: bool | None = typer.Option(None, "--calibrate/--no-calibrate", help="Temperature-scale the probabilities (train.calibrate), fitted on held-out documents: the validation split, or (without one) train.calibration_fraction of the documents, held out of training."),
     output: Path = typer.Option(Path("model.pt"), "--output", "-o", help="Model file to write."),
     device: str = DeviceOpt,
     allow_download: bool = AllowDownloadOpt,
@@ -312,7 +313,7 @@ def train(
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     overrides = {"configuration": configuration, "loss.losses": losses, "train.epochs": epochs, "train.lr": lr,
-                 "train.seed": seed}
+                 "train.seed": seed, "train.calibrate": calibrate}
     cfg = load_config(config, overrides)
     if output.suffix == ".pt":  # (train_task words the other case)
         check_writable_file(output, "-o")  # before the config is shown and any work starts
@@ -332,6 +333,15 @@ def train(
     counts = ", ".join(f"{n}: {c}" for n, c in zip(r.label_names, r.class_counts))
     console.print(f"Trained {cfg.configuration} on {r.n_documents} documents of task {r.task!r} ({counts}) in "
                   f"{r.seconds:.1f} s: {r.epochs_run} epochs, weights from epoch {r.best_epoch} (lowest validation loss).")
+    if r.calibration is not None:
+        c = r.calibration
+        console.print(f"Calibrated: temperature T = {c.temperature:.3g} fitted on {c.n_documents} held-out documents "
+                      f"(their mean negative log-likelihood {c.nll_before:.3f} -> {c.nll_after:.3f}).", highlight=False)
+        if c.at_bound:
+            console.print(f"[yellow]warning:[/] the temperature stopped at the end of its range ({c.temperature:.3g}): the "
+                          f"{c.n_documents} held-out documents say little about over-confidence (the model ranks them "
+                          "all right, or all wrong); hold out more (train.calibration_fraction or train.val_fraction).",
+                          highlight=False, soft_wrap=True)
     console.print(f"model   {r.model_path}\nlosses  {r.losses_csv}\nplot    {r.losses_png}\nconfig  {r.config_yaml}",
                   highlight=False)
 
@@ -345,6 +355,7 @@ def evaluate(
     text: str = typer.Option("minilm", "--text", help="Text backbone(s), comma-separated."),
     folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fold assignment, the bootstrap and training (default 0; training otherwise uses train.seed of --config-file)."),
+    calibrate: bool | None = typer.Option(None, "--calibrate/--no-calibrate", help="Temperature-scale each fold's probabilities on documents held out of its training part, as `train --calibrate` does."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
     config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
     name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
@@ -363,7 +374,7 @@ def evaluate(
 
     from .learn.config import load_config
     from .evaluation.grid import evaluate as run_evaluation
-    from .evaluation.report import BOTH_AUCS, auc_table
+    from .evaluation.report import BOTH_AUCS, CALIBRATION_NOTE, auc_table, calibration_table
     from .workspace import Workspace
 
     from .device import resolve_device
@@ -371,7 +382,8 @@ def evaluate(
     torch_device = resolve_device(device, param="--device")
     if name is not None and (not name.strip() or "/" in name or "\\" in name or name.startswith(".")):
         _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
-    base = load_config(config_file, {"train.seed": seed}) if config_file is not None or seed is not None else None
+    over = {"train.seed": seed, "train.calibrate": calibrate}
+    base = load_config(config_file, over) if config_file is not None or any(v is not None for v in over.values()) else None
     ws = Workspace(workspace)
     with ws.lock("evaluate"), _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
@@ -389,6 +401,13 @@ def evaluate(
         offset = len(row) - len(b)
         cells = [escape(x) for x in row]  # names such as hilbert[cka] are not markup
         table.add_row(*[f"[bold]{x}[/]" if j >= offset and b[j - offset] else x for j, x in enumerate(cells)])
+    console.print(table)
+    header, rows = calibration_table(r.cells, r.tasks, r.pairs, r.variants)
+    table = Table(title="Calibration of the pooled out-of-fold probabilities", caption=CALIBRATION_NOTE)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*[escape(x) for x in row])
     console.print(table)
     console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
     console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)
@@ -442,6 +461,7 @@ def predict(
         table.add_row(escape(p.file), escape(p.label), *(f"{p.probabilities[n]:.3f}" for n in r.label_names))
     if ok:
         out.print(table)
+        out.print(f"probabilities: {r.probability_kind}.", highlight=False, soft_wrap=True)
     for p in ok:
         out.print(f"\n[bold]{escape(p.file)}[/]: {escape(p.label)} (p = {p.probabilities[p.label]:.3f}); "
                   f"top {len(p.top_segments)} of {len(p.segments)} segments:", highlight=False)

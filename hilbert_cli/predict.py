@@ -6,6 +6,8 @@ with the stored backbones through the workspace's embedding cache (so predicting
 does no model work), classify, and say which segments mattered most (occlusion: how much the predicted class's
 probability drops without the segment, for every configuration; beside it the attention weight). A file that fails gets one line
 and the others still go through.
+The probabilities are the model's softmax divided by its temperature when it was trained with train.calibrate
+(learn/calibration.py); `PredictResult.calibration` / `probability_kind` say which, for the table and the JSON.
 
 What a segment's "weight" is, by configuration:
   hilbert, contrastive-moe   α_j, the joint attention pooling's weight (METHOD.md §3): the document vector
@@ -33,6 +35,7 @@ from .atomic import atomic_write_json, atomic_write_text, check_writable_dir, de
 from .corpus.audio import AUDIO_EXTENSIONS
 from .device import resolve_device
 from .features.backbones import AUDIO, BACKBONES, KINDS, TEXT, resolve_backbone
+from .learn.calibration import Temperature
 from .learn.config import CONFIGURATIONS
 from .errors import HilbertError
 from .workspace import SegmentedDoc, Workspace
@@ -97,6 +100,22 @@ class PredictResult:
     predictions: list[FilePrediction]  # one per file, in the order given (folders expanded, sorted)
     warnings: list[str]
     seconds: float
+    calibration: Temperature | None = None  # the model's temperature (train.calibrate), None = uncalibrated
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
+
+    @property
+    def probability_kind(self) -> str:
+        """One sentence on what the probabilities are: temperature-scaled (T and on what) or the raw softmax."""
+        c = self.calibration
+        if c is None:
+            return ("not calibrated: the model's raw softmax (trained without train.calibrate), so a p near 1 is the "
+                    "model's confidence, not a measured frequency")
+        bound = ", at the end of its range" if c.at_bound else ""
+        return (f"calibrated by temperature scaling (T = {c.temperature:.3g}{bound}, fitted on {c.n_documents} held-out "
+                f"training documents)")
 
     @property
     def failed(self) -> list[FilePrediction]:
@@ -108,7 +127,9 @@ class PredictResult:
         return self.weighting.split(":", 1)[0]
 
     def to_json(self) -> list[dict]:
-        return [dict(p.to_json(), weight_kind=self.weight_kind) for p in self.predictions]
+        t = None if self.calibration is None else self.calibration.temperature
+        return [dict(p.to_json(), weight_kind=self.weight_kind, calibrated=self.calibrated, temperature=t)
+                for p in self.predictions]
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -261,6 +282,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     Caches (ASR transcripts, embeddings) live in `workspace` (default ./hilbert-work or $HILBERT_WORKSPACE).
     ASR, the encoders and the classifier run on `device` (a torch.device or name; None = auto).
     Raises HilbertError for a problem with the model; a problem with one file goes into its prediction."""
+    from .learn.calibration import from_checkpoint
     from .learn.checkpoint import load_checkpoint
     from .learn.train import explain
 
@@ -275,6 +297,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     label_names = list(meta["label_names"])
     config = meta["config"]
     dims = meta["input_dims"]
+    calibration = from_checkpoint(meta)
 
     docs, problems = _segment_all(inputs, meta.get("segmentation") or {}, ws, allow_download, progress, device)
     vectors, embed_problems = _embed_all(docs, meta, ws, allow_download, progress, device)
@@ -288,7 +311,9 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     spec = CONFIGURATIONS[config["configuration"]]
     modalities = spec.modalities
     order = sorted(vectors)
-    outs = dict(zip(order, explain(model, [vectors[k][0] for k in order], [vectors[k][1] for k in order]))) if order else {}
+    temperature = 1.0 if calibration is None else calibration.temperature
+    outs = dict(zip(order, explain(model, [vectors[k][0] for k in order], [vectors[k][1] for k in order],
+                                   temperature=temperature))) if order else {}
     predictions = []
     for k, (path, _) in enumerate(inputs):
         if k in problems or k not in outs:
@@ -311,14 +336,14 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
     weighting = ATTENTION_WEIGHTING if spec.segment_weight == "attention" else UNIFORM_WEIGHTING.format(name=config["configuration"])
     return PredictResult(str(model_path), meta["task"], config["configuration"], label_names,
                          {kind: meta["backbones"][kind]["name"] for kind in KINDS}, weighting, predictions, warnings,
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, calibration)
 
 
 # --- output files ---------------------------------------------------------------------------------
 
 def json_text(result: PredictResult) -> str:
-    """One object per file: file, label, probabilities, top_segments (start, end, text, weight), and error;
-    strict JSON (a value that is not a finite number is null)."""
+    """One object per file: file, label, probabilities, top_segments (start, end, text, weight), error, and
+    calibrated / temperature (whether the probabilities are temperature-scaled, and T); strict JSON (a value that is not a finite number is null)."""
     return strict_json(result.to_json())
 
 

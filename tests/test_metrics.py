@@ -135,3 +135,69 @@ def test_summarize_matches_sklearn():
     assert s["confusion_matrix"] == confusion_matrix(y, pred).tolist()
     lo, hi = s["auc_pooled_ci"]
     assert lo <= s["auc_pooled"] <= hi
+
+
+# --- calibration ------------------------------------------------------------------------------------
+
+def test_brier_score_matches_sklearn():
+    import sklearn
+    from sklearn.metrics import brier_score_loss, mean_squared_error
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 300)
+    p = _random_proba(rng, 300, 2)
+    # binary: sklearn's convention, the positive class's squared error (not the sum over both classes)
+    assert M.brier_score(y, p) == pytest.approx(brier_score_loss(y, p[:, 1]))
+    assert M.brier_score(y, p) == pytest.approx(np.mean((p[:, 1] - y) ** 2))
+    for c in (3, 4):
+        y = rng.integers(0, c, 300)
+        p = _random_proba(rng, 300, c)
+        onehot = np.eye(c)[y]
+        # multi-class: mean over documents of the squared error summed over classes
+        assert M.brier_score(y, p) == pytest.approx(c * mean_squared_error(onehot, p))
+        if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 7):  # multi-class brier_score_loss
+            assert M.brier_score(y, p) == pytest.approx(brier_score_loss(y, p, labels=list(range(c))))
+    assert M.brier_score([0, 1, 2], np.eye(3)) == 0.0
+
+
+@pytest.mark.parametrize("bins", [5, 10, 7])
+def test_reliability_curve_matches_sklearn_calibration_curve(bins):
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(bins)
+    p1 = np.round(rng.uniform(size=400), 1)  # many probabilities exactly on bin edges (0.1, 0.2, ..., 0, 1)
+    y = (rng.uniform(size=400) < p1).astype(int)
+    curve = M.reliability_curve(y, np.c_[1 - p1, p1], bins=bins)
+    observed, predicted = calibration_curve(y, p1, n_bins=bins, strategy="uniform")
+    assert curve.kind == "positive class"
+    assert np.allclose(curve.observed, observed) and np.allclose(curve.predicted, predicted)
+    assert curve.count.sum() == 400
+    # top label (multi-class, and binary when asked): confidence against whether the top label is right
+    p = _random_proba(rng, 400, 3)
+    y3 = rng.integers(0, 3, 400)
+    top = M.reliability_curve(y3, p, bins=bins)
+    observed, predicted = calibration_curve(p.argmax(1) == y3, p.max(1), n_bins=bins, strategy="uniform")
+    assert top.kind == "top label" and np.allclose(top.observed, observed) and np.allclose(top.predicted, predicted)
+
+
+def test_expected_calibration_error_by_hand():
+    # 4 documents at confidence 0.9 (3 right) and 2 at 0.6 (both right): |0.75 - 0.9| * 4/6 + |1 - 0.6| * 2/6
+    p = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    assert M.expected_calibration_error(y, p) == pytest.approx(0.15 * 4 / 6 + 0.4 * 2 / 6)
+    # calibrated by construction: in every bin the frequency of being right equals the confidence
+    p = np.array([[0.75, 0.25]] * 4 + [[0.5, 0.5]] * 2)
+    assert M.expected_calibration_error(np.array([0, 0, 0, 1, 0, 1]), p) == pytest.approx(0.0)
+    # bins matter: with 1 bin the two groups' errors cancel partly (mean confidence 0.8, accuracy 5/6)
+    p = np.array([[0.9, 0.1]] * 4 + [[0.4, 0.6]] * 2)
+    assert M.expected_calibration_error(y, p, bins=1) == pytest.approx(abs(5 / 6 - 0.8))
+    with pytest.raises(M.ConfigError, match="bins"):
+        M.expected_calibration_error(y, p, bins=0)
+
+
+def test_summarize_reports_calibration():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 60)
+    p = _random_proba(rng, 60, 3)
+    s = M.summarize(y, p, np.arange(60) % 3, 3, n_resamples=50)
+    assert s["brier"] == M.brier_score(y, p) and s["ece"] == M.expected_calibration_error(y, p)

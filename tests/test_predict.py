@@ -240,3 +240,25 @@ def test_expand_inputs(tmp_path):
     assert names == [("a.wav", True), ("b.FLAC", True), ("a.txt", False), ("empty", False), ("nope.wav", False)]
     with pytest.raises(HilbertError, match="no recordings"):
         expand_inputs([])
+
+
+def test_predict_applies_and_reports_the_models_calibration(trained, tmp_path):
+    """A model trained with train.calibrate: its temperature divides the logits, and the table and JSON say so."""
+    model, ws, new = trained
+    wav = new / "N1.wav"
+    plain = predict_files(model, [wav], workspace=ws)
+    assert not plain.calibrated and plain.to_json()[0]["calibrated"] is False
+    cal = {"temperature": 2.0, "n_documents": 5, "nll_before": 0.9, "nll_after": 0.7, "at_bound": False,
+           "method": "temperature"}
+    scaled = _rewrite(model, tmp_path, "cal.pt", lambda p: p.update(calibration=cal))
+    r = predict_files(scaled, [wav], workspace=ws)
+    raw = np.array(list(plain.predictions[0].probabilities.values()))
+    expected = torch.softmax(torch.as_tensor(np.log(raw)) / 2.0, -1).numpy()
+    assert np.allclose(list(r.predictions[0].probabilities.values()), expected, atol=1e-5)
+    assert r.predictions[0].label == plain.predictions[0].label
+    assert r.calibrated and r.to_json()[0]["calibrated"] is True and r.to_json()[0]["temperature"] == 2.0
+    res = CliRunner().invoke(app, ["predict", str(scaled), str(wav), "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    assert "calibrated by temperature scaling (T = 2, fitted on 5 held-out" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["predict", str(model), str(wav), "-w", str(ws.root)])
+    assert "probabilities: not calibrated" in " ".join(res.output.split())

@@ -124,6 +124,7 @@ class Cell:
     val_auc: list = field(default_factory=list)  # per fold: inner-validation AUC at the kept epoch (None: undefined / no split)
     best_epoch: list[int] = field(default_factory=list)
     epochs_run: list[int] = field(default_factory=list)
+    temperature: list[float] = field(default_factory=list)  # per fold with train.calibrate, else empty
     seconds: float = 0.0
     cached: bool = False
     metrics: dict = field(default_factory=dict)
@@ -256,6 +257,8 @@ def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int =
         m["best_epoch"] = c.best_epoch
         m["val_auc_folds"] = list(c.val_auc)
         m["val_auc"] = validation_auc(c)
+        if c.temperature:  # train.calibrate: the per-fold temperatures the probabilities were scaled with
+            m["temperature_folds"] = c.temperature
         ref = by.get((c.task, c.pair, REFERENCE)) or by.get((c.task, c.pair, ablation_name(AUX_LOSSES)))
         if ref is None and c.config.spec.backbones is not None:  # clap: against hilbert on the first requested pair
             ref = next((r for r in cells if r.task == c.task and r.variant == REFERENCE), None)
@@ -321,6 +324,7 @@ def _load_cell(path: Path, c: Cell, s: TaskSetup) -> bool:
         return False
     c.proba, c.best_epoch, c.epochs_run, c.seconds = proba, d["best_epoch"], d["epochs_run"], d["seconds"]
     c.val_auc = list(d.get("val_auc") or [])
+    c.temperature = list(d.get("temperature") or [])
     c.cached = True
     return True
 
@@ -352,7 +356,7 @@ def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, see
     r = cross_val_predict(config, A, T, np.asarray(y), n_classes, folds, groups, device=device, threads=threads,
                           val_auc=config.train.val_fraction > 0)
     return {"proba": r.proba.tolist(), "best_epoch": list(r.best_epoch), "epochs_run": list(r.epochs_run),
-            "val_auc": list(r.val_auc), "seconds": time.perf_counter() - t0}
+            "val_auc": list(r.val_auc), "temperature": list(r.temperature), "seconds": time.perf_counter() - t0}
 
 
 def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, progress) -> None:

@@ -7,15 +7,30 @@ multi-class -> macro average of the one-vs-rest AUCs. A fold that lacks a class 
 The bootstrap AUCs are computed for all resamples at once: a resample is a vector of counts
 (how often each document was drawn), and the AUC of a resample is the count-weighted
 Mann-Whitney statistic, so no per-resample sorting is needed.
+
+Calibration (how far the probabilities can be read as frequencies), scikit-learn's conventions:
+- Brier score: binary -> mean (p_positive − y)², in [0, 1] (sklearn's `brier_score_loss`); multi-class ->
+  mean over documents of Σ_c (p_c − 1[y = c])², in [0, 2] (the same function given every class). Lower is better.
+- reliability curve: probabilities cut into equal-width bins of [0, 1] (a value on an edge goes to the lower bin,
+  as sklearn's `calibration_curve(strategy="uniform")`); per non-empty bin the mean predicted probability and the
+  observed frequency. Binary: the positive class's probability against how often the label is positive (exactly
+  `calibration_curve`); multi-class: the top label's probability (the confidence) against how often it is right.
+- expected calibration error (ECE, Guo et al. 2017): the top label's reliability curve, the documents-weighted
+  mean of |observed − predicted| over the bins; 0 = calibrated, in [0, 1]. Top label for binary tasks too.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
+from ..errors import ConfigError
+
 N_BOOTSTRAP = 1000  # resamples for intervals and the paired bootstrap test
 CI_LEVEL = 0.95
+CALIBRATION_BINS = 10  # equal-width probability bins of the reliability curve and the ECE
 
 
 # --- AUC -------------------------------------------------------------------------------------
@@ -133,6 +148,55 @@ def paired_bootstrap_test(y, proba_a, proba_b, n_resamples: int = N_BOOTSTRAP, s
     return {"diff": obs_diff, "diff_ci": [float(lo), float(hi)], "p": float(p)}
 
 
+# --- calibration -----------------------------------------------------------------------------
+
+def brier_score(y, proba) -> float:
+    """Brier score (module docstring): binary -> mean (p_positive − y)²; multi-class -> mean Σ_c (p_c − 1[y = c])²."""
+    y = np.asarray(y)
+    proba = np.asarray(proba, dtype=np.float64)
+    per_doc = ((proba - np.eye(proba.shape[1])[y]) ** 2).sum(axis=1)
+    return float(per_doc.mean() / 2 if proba.shape[1] == 2 else per_doc.mean())  # binary: Σ over 2 classes = 2 (p − y)²
+
+
+@dataclass
+class ReliabilityCurve:
+    """Per non-empty bin (in increasing order): mean predicted probability, observed frequency, documents."""
+    predicted: np.ndarray
+    observed: np.ndarray
+    count: np.ndarray
+    kind: str  # "positive class" or "top label"
+
+
+def _binned(score: np.ndarray, hit: np.ndarray, bins: int, kind: str) -> ReliabilityCurve:
+    if bins < 1:
+        raise ConfigError(f"bins: must be a positive integer, got {bins}.", param="bins")
+    ids = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], score)  # as sklearn's calibration_curve
+    count = np.bincount(ids, minlength=bins)
+    pred = np.bincount(ids, weights=score, minlength=bins)
+    obs = np.bincount(ids, weights=hit.astype(np.float64), minlength=bins)
+    keep = count > 0
+    return ReliabilityCurve(pred[keep] / count[keep], obs[keep] / count[keep], count[keep], kind)
+
+
+def reliability_curve(y, proba, bins: int = CALIBRATION_BINS, top_label: bool | None = None) -> ReliabilityCurve:
+    """The reliability curve (module docstring): binary -> the positive class, multi-class -> the top label;
+    `top_label=True` asks for the top label's curve of a binary task too."""
+    y = np.asarray(y)
+    proba = np.asarray(proba, dtype=np.float64)
+    if top_label is None:
+        top_label = proba.shape[1] != 2
+    if top_label:
+        pred = proba.argmax(axis=1)
+        return _binned(proba[np.arange(len(y)), pred], pred == y, bins, "top label")
+    return _binned(proba[:, 1], y == 1, bins, "positive class")
+
+
+def expected_calibration_error(y, proba, bins: int = CALIBRATION_BINS) -> float:
+    """ECE (module docstring): Σ_bins (n_b / N) |accuracy_b − confidence_b| over the top label's equal-width bins."""
+    c = reliability_curve(y, proba, bins, top_label=True)
+    return float((c.count * np.abs(c.observed - c.predicted)).sum() / c.count.sum())
+
+
 # --- one configuration's summary ------------------------------------------------------------------
 
 def summarize(y, proba, fold_of, n_classes: int, seed: int = 0, n_resamples: int = N_BOOTSTRAP) -> dict:
@@ -158,4 +222,6 @@ def summarize(y, proba, fold_of, n_classes: int, seed: int = 0, n_resamples: int
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "brier": brier_score(y, proba),
+        "ece": expected_calibration_error(y, proba),
     }

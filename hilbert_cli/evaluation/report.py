@@ -1,4 +1,5 @@
-"""The evaluation report: report.md, metrics.json, folds.csv, oof_predictions.csv, roc_<task>.png, config.yaml.
+"""The evaluation report: report.md, metrics.json, folds.csv, oof_predictions.csv, roc_<task>.png,
+reliability_<task>.png, config.yaml.
 
 Tables are laid out like the paper's Tables 2–4 (rows backbone × configuration, columns tasks,
 AUC in %, best per column in bold). `auc_table` is shared with the terminal table, so the two
@@ -200,6 +201,7 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
                 lines += [f"*{display_name(v)}*", "", _md_table(["true \\ predicted", *s.label_names],
                                                                 [[n, *row] for n, row in zip(s.label_names, cm)]), ""]
         lines.append(f"![ROC curves of {t}](roc_{_safe(t)}.png)")
+    lines += calibration_markdown(cells, tasks, pairs, list(variants))
     return "\n".join(lines) + "\n"
 
 
@@ -298,5 +300,81 @@ def write_report(run_dir: Path, cells, setups, metrics, variants: dict, pairs, w
     }
     for t in grid["tasks"]:
         files[f"roc_{t}"] = plot_roc(run_dir / f"roc_{_safe(t)}.png", t, cells, setups, pairs, variants)
+        files[f"reliability_{t}"] = plot_reliability(run_dir / f"reliability_{_safe(t)}.png", t, cells, setups, pairs,
+                                                     variants)
     files["report"] = atomic_write_text(run_dir / "report.md", render_markdown(cells, setups, variants, pairs, warnings, grid))
     return files
+
+
+# --- calibration ------------------------------------------------------------------------------------
+
+CALIBRATION_NOTE = ("Each cell: Brier score · expected calibration error (ECE: top-label probability in 10 equal-width "
+                    "bins) of the pooled out-of-fold probabilities; lower is better, 0 = calibrated. Binary Brier: the "
+                    "positive class (scikit-learn's brier_score_loss); multi-class: summed over the classes. T: the "
+                    "median per-fold temperature when train.calibrate (--calibrate) scaled the probabilities.")
+
+
+def _calibration_cell(m: dict) -> str:
+    t = m.get("temperature_folds")
+    return f"{m['brier']:.3f} · {m['ece']:.3f}" + (f" (T {float(np.median(t)):.2g})" if t else "")
+
+
+def calibration_table(cells, tasks: list[str], pairs, variants: list[str]):
+    """(header, rows): one row per backbone pair × configuration, per task `Brier · ECE` (and the median temperature
+    with train.calibrate); shared by report.md and the terminal."""
+    by = {(c.task, c.pair, c.variant): c for c in cells}
+    header = ["backbones (audio + text)", "configuration", *[f"{t}: Brier · ECE" for t in tasks]]
+    rows = [[f"{audio} + {text}", display_name(v), *(_calibration_cell(by[(t, f"{audio}+{text}", v)].metrics) for t in tasks)]
+            for audio, text in pairs for v in _run_on(by, tasks, f"{audio}+{text}", variants)]
+    return header, rows
+
+
+def calibration_markdown(cells, tasks: list[str], pairs, variants: list[str]) -> list[str]:
+    """The report's calibration section: the table and a reliability diagram per task."""
+    header, rows = calibration_table(cells, tasks, pairs, variants)
+    lines = ["", "## Calibration", "", _md_table(header, rows), "", CALIBRATION_NOTE + " Reliability diagrams: binary "
+             "tasks plot the positive class's probability against how often the label is positive; multi-class tasks "
+             "the top label's probability against how often it is right.", ""]
+    for t in tasks:
+        lines += [f"![Reliability diagram of {t}](reliability_{_safe(t)}.png)", ""]
+    return lines[:-1]
+
+
+def plot_reliability(path: Path, task: str, cells, setups, pairs, variants) -> Path:
+    """One reliability diagram per backbone pair (every configuration on it), and below it how many documents
+    fall in each probability bin; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import CALIBRATION_BINS, reliability_curve
+
+    s = setups[task]
+    fig, axes = plt.subplots(2, len(pairs), figsize=(5 * len(pairs), 6), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    by = {(c.pair, c.variant): c for c in cells if c.task == task}
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    kind = "positive class" if len(s.label_names) == 2 else "top label"
+    for j, (audio, text) in enumerate(pairs):
+        ax, hist = axes[0, j], axes[1, j]
+        for v in _run_on({(task, *k): c for k, c in by.items()}, [task], f"{audio}+{text}", variants):
+            c = by[(f"{audio}+{text}", v)]
+            curve = reliability_curve(s.y, c.proba)
+            line, = ax.plot(curve.predicted, curve.observed, marker="o", markersize=3,
+                            label=f"{display_name(v)} (ECE {c.metrics['ece']:.3f})")
+            counts = np.zeros(CALIBRATION_BINS)
+            counts[np.searchsorted(edges[1:-1], curve.predicted)] = curve.count  # a bin's mean lies in the bin
+            hist.stairs(counts, edges, color=line.get_color())
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+        observed = "label is positive" if kind == "positive class" else "top label is right"
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), ylabel=f"fraction: {observed}",
+               title=f"{task} — {audio} + {text}\n({kind}, pooled out-of-fold)")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7, loc="upper left")
+        hist.set(xlim=(0, 1), xlabel=f"predicted probability ({kind})", ylabel="documents")
+    fig.tight_layout()
+    try:
+        return atomic_save(path, lambda buf: fig.savefig(buf, format="png", dpi=100))
+    finally:
+        plt.close(fig)

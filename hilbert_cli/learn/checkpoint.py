@@ -16,13 +16,17 @@ import torch
 
 from .. import __version__
 from ..atomic import atomic_save
+from .calibration import Temperature
 from .config import HilbertConfig
 from ..errors import HilbertError, ModelFileError
 from .model import build_model
 
 FORMAT = "hilbert-model"
-FORMAT_VERSION = 2  # bump when the layout changes; older readers refuse newer files
+FORMAT_VERSION = 3  # bump when the layout changes; older readers refuse newer files
+OLDEST_READABLE = 2  # files of this format version up to FORMAT_VERSION load
 # 2: fold-stacked weights (leading fold axis of size 1), a checksum of weights and metadata
+# 3: "calibration" (None, or a temperature: learn/calibration.py); a version-2 file loads as uncalibrated. Written
+#    as 3 so that an older hilbert-cli refuses a calibrated model instead of silently ignoring its temperature.
 
 
 def _plain(obj: Any, where: str = "checkpoint") -> Any:
@@ -54,9 +58,10 @@ def _portable_backbone(name: str) -> str:
 def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: HilbertConfig, task: str,
                     label_names: list[str], audio: str, text: str, d_audio: int, d_text: int,
                     segmentation: Optional[dict] = None, fingerprints: Optional[dict[str, str]] = None,
-                    extra: Optional[dict] = None) -> Path:
+                    extra: Optional[dict] = None, calibration: Temperature | None = None) -> Path:
     """Write model.pt atomically. `fingerprints` ({'audio': ..., 'text': ...}) defaults to
-    embed.backbone_fingerprint of each backbone, so predict can check it embeds the same way."""
+    embed.backbone_fingerprint of each backbone, so predict can check it embeds the same way; `calibration`:
+    the temperature fitted with train.calibrate (None: the probabilities are the raw softmax)."""
     audio, text = _portable_backbone(audio), _portable_backbone(text)
     if fingerprints is None:
         from ..features.embed import backbone_fingerprint
@@ -74,6 +79,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, *, config: Hilbert
         "segmentation": segmentation or {},
         "input_dims": {"d_audio": int(d_audio), "d_text": int(d_text), "n_classes": len(label_names)},
         "extra": extra or {},
+        "calibration": None if calibration is None else calibration.to_dict(),
     }
     payload = _plain(payload)
     payload["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -102,9 +108,9 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise HilbertError(f"{p}: not a hilbert model file (no {FORMAT!r} header); give a model.pt made by `hilbert train`.")
     version = payload.get("format_version")
-    if isinstance(version, int) and version < FORMAT_VERSION:
-        raise ModelFileError(f"{p}: made by an older hilbert-cli (model format {version}, this one reads {FORMAT_VERSION}); "
-                             f"re-train it with `hilbert train`.")
+    if isinstance(version, int) and version < OLDEST_READABLE:
+        raise ModelFileError(f"{p}: made by an older hilbert-cli (model format {version}, this one reads "
+                             f"{OLDEST_READABLE} to {FORMAT_VERSION}); re-train it with `hilbert train`.")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise HilbertError(
             f"{p}: model format version {version!r} is newer than this hilbert-cli understands ({FORMAT_VERSION}); "
@@ -155,5 +161,6 @@ def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dic
 
         model = model.to(resolve_device(device))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta.setdefault("calibration", None)  # format 2: no calibration
     return model, meta
 

@@ -6,6 +6,8 @@ segment by segment. `save` writes the same model.pt that `hilbert train` writes 
 
     clf = HilbertClassifier("hilbert", config={"train.epochs": 40}).fit(audio, text, y)
     clf.predict_proba(audio_new, text_new)      # (n, C), columns in clf.classes_ order
+    # temperature scaling fitted on a 20 % inner validation split: clf.calibration_.temperature
+    HilbertClassifier(config={"train.val_fraction": 0.2, "train.calibrate": True}).fit(audio, text, y)
     clf.save("model.pt"); HilbertClassifier.load("model.pt")
 """
 from __future__ import annotations
@@ -88,14 +90,16 @@ class HilbertClassifier:
         res = fit(self.config_, A, T, encode_labels(y, names), len(names), groups=grp, device=self.device)
         self.classes_ = np.asarray([originals[n] for n in names])
         self.model_, self.best_epoch_, self.history_ = res.model, res.best_epoch, res.history
+        self.calibration_ = res.calibration  # a calibration.Temperature with train.calibrate, else None
         self.n_features_ = (A[0].shape[1], T[0].shape[1])
         return self
 
     # --- inference ---------------------------------------------------------------------------
     def predict_proba(self, audio, text) -> np.ndarray:
+        """(n, C) probabilities, temperature-scaled when the model was fitted with train.calibrate (`calibration_`)."""
         from .train import predict_proba
 
-        return predict_proba(self._fitted(), *self._inputs(audio, text))
+        return predict_proba(self._fitted(), *self._inputs(audio, text), temperature=self._temperature())
 
     def predict(self, audio, text) -> np.ndarray:
         return self.classes_[self.predict_proba(audio, text).argmax(1)]
@@ -106,7 +110,7 @@ class HilbertClassifier:
         when each segment is left out (every configuration)."""
         from .train import explain
 
-        return explain(self._fitted(), *self._inputs(audio, text))
+        return explain(self._fitted(), *self._inputs(audio, text), temperature=self._temperature())
 
     # --- model.pt ------------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -115,10 +119,12 @@ class HilbertClassifier:
         model = self._fitted()
         return save_checkpoint(path, model, config=self.config_, task="", label_names=[str(c) for c in self.classes_],
                                audio="", text="", d_audio=self.n_features_[0], d_text=self.n_features_[1],
-                               fingerprints={}, extra={"best_epoch": self.best_epoch_, "classes": self.classes_.tolist()})
+                               fingerprints={}, extra={"best_epoch": self.best_epoch_, "classes": self.classes_.tolist()},
+                               calibration=self.calibration_)
 
     @classmethod
     def load(cls, path, device: str = "auto") -> "HilbertClassifier":
+        from .calibration import from_checkpoint
         from .checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(path)
@@ -128,6 +134,7 @@ class HilbertClassifier:
         clf.classes_ = np.asarray(meta.get("extra", {}).get("classes") or meta["label_names"])
         clf.best_epoch_ = meta.get("extra", {}).get("best_epoch")
         clf.history_ = []
+        clf.calibration_ = from_checkpoint(meta)
         clf.n_features_ = (meta["input_dims"]["d_audio"], meta["input_dims"]["d_text"])
         return clf
 
@@ -136,6 +143,9 @@ class HilbertClassifier:
         if not hasattr(self, "model_"):
             raise NotFittedError("HilbertClassifier: not fitted yet; call fit(audio, text, y) or HilbertClassifier.load(path).")
         return self.model_
+
+    def _temperature(self) -> float:
+        return 1.0 if self.calibration_ is None else self.calibration_.temperature
 
     def _inputs(self, audio, text):
         A, T = check_documents(audio, text)

@@ -72,6 +72,10 @@ class TrainConfig:
     smoothing: float = 0.0  # early stopping follows an exponential moving average of the validation loss (0 = raw)
     warmup_epochs: int = 3  # learning rate rises linearly over these epochs
     lr_schedule: str = "cosine"  # after warm-up: constant, or cosine decay to 0 at `epochs`
+    # temperature scaling after training (learn/calibration.py), fitted on held-out documents: the validation split,
+    # or with val_fraction 0 a calibration split of calibration_fraction, held out of training
+    calibrate: bool = False
+    calibration_fraction: float = 0.2
     seed: int = 0
 
 
@@ -159,6 +163,9 @@ class HilbertConfig:
             _positive(f"train.{name}", getattr(t, name))
         if not 0.0 <= t.val_fraction < 1.0:
             raise ConfigError(f"train.val_fraction: must be in [0, 1), got {t.val_fraction}.")
+        if not 0.0 < t.calibration_fraction < 1.0:
+            raise ConfigError(f"train.calibration_fraction: must be in (0, 1), got {t.calibration_fraction}.",
+                              param="train.calibration_fraction")
 
     # --- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

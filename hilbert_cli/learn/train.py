@@ -4,7 +4,9 @@ fit: the one training loop (trainer.train_folds) with one fold: AdamW on L = L_c
 (losses.total_loss), inverse-frequency class weights, the learning-rate schedule and stopping rule of
 config.train (by default every epoch runs; with train.val_fraction > 0, early stopping on an inner
 validation split, stratified and grouped by subject), the weights of the best epoch kept. Seeded and
-deterministic on CPU.
+deterministic on CPU. With train.calibrate, a temperature T is then fitted on held-out documents (the
+validation split, or with val_fraction 0 a calibration split that is not trained on: trainer.inner_plan;
+learn/calibration.py); it is stored in model.pt, and `predict_proba` / `explain` take it.
 """
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_save, atomic_write_text, check_writable_dir, check_writable_file
+from .calibration import Temperature
 from .config import HilbertConfig
 from .data import TaskData, load_task_data, pad_batch
 from ..errors import DataError, HilbertError, OutputError
-from ..evaluation.folds import inner_split, subject_groups
-from .trainer import HISTORY_KEYS, FoldPlan, torch_threads, train_folds
+from ..evaluation.folds import subject_groups
+from .trainer import HISTORY_KEYS, inner_plan, torch_threads, train_folds
 from ..device import resolve_device
 from ..workspace import Workspace
 
@@ -42,13 +45,21 @@ class FitResult:
     fit_index: np.ndarray = field(repr=False)  # documents the weights were fitted on
     val_index: np.ndarray = field(repr=False)  # documents used for early stopping (may equal fit_index)
     class_weights: Optional[list[float]] = None
+    calibration: Temperature | None = None  # train.calibrate: the temperature fitted on cal_index
+    cal_index: np.ndarray | None = field(default=None, repr=False)  # documents the temperature was fitted on
+
+    @property
+    def temperature(self) -> float:
+        """The T to divide the logits by: the fitted one, or 1 (uncalibrated)."""
+        return 1.0 if self.calibration is None else self.calibration.temperature
 
 
 def fit(config: HilbertConfig, A_list, T_list, y, n_classes: int, *, groups=None,
         progress: Optional[Callable[[int, int, dict], None]] = None, device=None, threads: Optional[int] = None,
         dtype: torch.dtype = torch.float32) -> FitResult:
     """Train one model on documents (A_list[i] (S_i, d_a), T_list[i] (S_i, d_t), y[i] in 0..C-1): the
-    trainer with one fold, fitted on all documents but an inner validation split that drives early stopping.
+    trainer with one fold, fitted on all documents but an inner validation split that drives early stopping
+    (train.val_fraction) and, with train.calibrate and no validation split, a calibration split (trainer.inner_plan).
 
     `groups` (one id per document, e.g. the subject) keeps a group's documents on one side of the
     validation split. `progress(epoch, epochs, record)` is called after every epoch. `device`: "auto",
@@ -64,16 +75,13 @@ def fit(config: HilbertConfig, A_list, T_list, y, n_classes: int, *, groups=None
         raise DataError(f"fit: labels must lie in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}.")
     tc = config.train
     dev = resolve_device(device)
-    if tc.val_fraction > 0:
-        fit_idx, val_idx = inner_split(y, groups, seed=tc.seed, val_fraction=tc.val_fraction)
-    else:
-        fit_idx = val_idx = np.arange(n)
+    plan = inner_plan(y, groups, config, tc.seed)
     on_epoch = None if progress is None else (lambda e, total, records: progress(e, total, records[0]))
     with torch_threads(threads):
-        r = train_folds(config, A_list, T_list, y, n_classes, [FoldPlan(fit_idx, val_idx)], [tc.seed],
+        r = train_folds(config, A_list, T_list, y, n_classes, [plan], [tc.seed],
                         device=dev, dtype=dtype, val_auc=True, progress=on_epoch)
     return FitResult(r.model, r.history[0], r.best_epoch[0], config, n_classes, int(np.shape(A_list[0])[1]),
-                     int(np.shape(T_list[0])[1]), fit_idx, val_idx, r.class_weights[0])
+                     int(np.shape(T_list[0])[1]), plan.fit, plan.val, r.class_weights[0], r.temperatures[0], plan.cal)
 
 
 @torch.no_grad()
@@ -89,24 +97,29 @@ def _forward_all(model, A_list, T_list) -> list[dict]:
     return outs
 
 
-def predict_proba(model, A_list, T_list) -> np.ndarray:
-    """(N, C) class probabilities, rows in the order of the documents given."""
+def _softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    return torch.softmax(logits / temperature, -1)  # x / 1.0 == x exactly: uncalibrated models are unchanged
+
+
+def predict_proba(model, A_list, T_list, temperature: float = 1.0) -> np.ndarray:
+    """(N, C) class probabilities softmax(logits / temperature), rows in the order of the documents given;
+    `temperature`: the model's calibration (FitResult.temperature, or model.pt's), 1 = the raw softmax."""
     if len(A_list) == 0:
         raise HilbertError("predict_proba: no documents given.")
-    return np.concatenate([torch.softmax(o["logits"], -1).numpy() for o, _ in _forward_all(model, A_list, T_list)])
+    return np.concatenate([_softmax(o["logits"], temperature).numpy() for o, _ in _forward_all(model, A_list, T_list)])
 
 
 EXPLAIN_KEYS = ("alpha_a", "alpha_t", "alpha_j")
 
 
-def explain(model, A_list, T_list, occlusion: bool = True) -> list[dict]:
-    """Per document: class probabilities `proba`; where the model has them, the per-segment attention weights
-    alpha_a / alpha_t / alpha_j (each (S_i,), summing to 1) and the MoE gate weights; and (every configuration)
-    `occlusion` (S_i,): how much the predicted class's probability drops when that segment is left out
-    (positive = the segment supported the prediction)."""
+def explain(model, A_list, T_list, occlusion: bool = True, temperature: float = 1.0) -> list[dict]:
+    """Per document: class probabilities `proba` (logits divided by `temperature`, as in predict_proba); where the
+    model has them, the per-segment attention weights alpha_a / alpha_t / alpha_j (each (S_i,), summing to 1) and
+    the MoE gate weights; and (every configuration) `occlusion` (S_i,): how much the predicted class's probability
+    drops when that segment is left out (positive = the segment supported the prediction)."""
     result = []
     for out, mask in _forward_all(model, A_list, T_list):
-        proba = torch.softmax(out["logits"], -1)
+        proba = _softmax(out["logits"], temperature)
         for r in range(mask.shape[0]):
             s = int(mask[r].sum())
             doc = {"proba": proba[r].numpy()}
@@ -116,12 +129,14 @@ def explain(model, A_list, T_list, occlusion: bool = True) -> list[dict]:
             result.append(doc)
     if occlusion:
         for doc, a, t in zip(result, A_list, T_list):
-            doc["occlusion"] = _occlusion(model, np.asarray(a), np.asarray(t), int(doc["proba"].argmax()), doc["proba"])
+            doc["occlusion"] = _occlusion(model, np.asarray(a), np.asarray(t), int(doc["proba"].argmax()), doc["proba"],
+                                          temperature)
     return result
 
 
 @torch.no_grad()
-def _occlusion(model, a: np.ndarray, t: np.ndarray, label: int, proba: np.ndarray) -> np.ndarray:
+def _occlusion(model, a: np.ndarray, t: np.ndarray, label: int, proba: np.ndarray,
+               temperature: float = 1.0) -> np.ndarray:
     """p(label | document) − p(label | document without segment s), for every segment s: the document is
     repeated S times and copy s has segment s masked out (as padding), so one batched forward gives all S."""
     p = next(model.parameters())
@@ -132,7 +147,7 @@ def _occlusion(model, a: np.ndarray, t: np.ndarray, label: int, proba: np.ndarra
     drops = []
     for i in range(0, s, PREDICT_BATCH):
         logits = model(A[i:i + PREDICT_BATCH], T[i:i + PREDICT_BATCH], mask[i:i + PREDICT_BATCH])["logits"]
-        drops.append(float(proba[label]) - torch.softmax(logits.double(), -1)[:, label].cpu().numpy())
+        drops.append(float(proba[label]) - torch.softmax(logits.double() / temperature, -1)[:, label].cpu().numpy())
     return np.concatenate(drops)
 
 
@@ -153,6 +168,7 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: list[dict]
+    calibration: Temperature | None = None  # train.calibrate: the temperature stored in the model
 
 
 def side_paths(model_path: Path) -> tuple[Path, Path, Path]:
@@ -189,7 +205,7 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
                     audio=audio, text=text, d_audio=data.d_audio, d_text=data.d_text,
                     segmentation=ws.load_manifest().segmentation, fingerprints=fingerprints,
                     extra={"n_documents": len(data.doc_ids), "best_epoch": res.best_epoch,
-                           "class_weights": res.class_weights})
+                           "class_weights": res.class_weights}, calibration=res.calibration)
     csv_path, png_path, yaml_path = side_paths(out_path)
     try:  # after the model: a side file that cannot be written loses no training
         write_losses_csv(csv_path, res.history)
@@ -200,7 +216,7 @@ def train_task(workspace: Workspace | str, task: str, audio: str, text: str, con
         raise OutputError(f"{str(e).rstrip('.')}; the model itself was written to {out_path}.") from None
     return TrainResult(out_path, csv_path, png_path, yaml_path, config, task, data.label_names,
                        np.bincount(data.y, minlength=data.n_classes).tolist(), len(data.doc_ids), res.best_epoch,
-                       len(res.history), time.perf_counter() - t0, res.history)
+                       len(res.history), time.perf_counter() - t0, res.history, res.calibration)
 
 
 def write_losses_csv(path: Path, history: list[dict]) -> Path:

@@ -26,6 +26,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import DataError
 from .losses import class_weights_for, cross_entropy, total_loss
+from .calibration import Temperature, fit_temperature
 from .layers import FoldNoise
 from .model import FoldModel, build_model
 from .registry import LOSS_COLUMNS
@@ -41,6 +42,29 @@ class FoldPlan:
     fit: np.ndarray  # trained on
     val: np.ndarray  # early stopping (may equal fit when there is no validation split)
     test: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # predicted afterwards
+    cal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # temperature fitted on (train.calibrate)
+
+
+def inner_plan(y, groups, config, seed: int) -> FoldPlan:
+    """Which of a training set's documents (indices into y) are fitted, validated and calibrated on (config.train):
+    val_fraction > 0 -> an inner validation split (stratified, grouped) drives early stopping, and with
+    train.calibrate the temperature is fitted on it too; val_fraction 0 -> no validation split (validation = the
+    fitted documents), and with train.calibrate a calibration split of calibration_fraction is held out of training.
+    `cal` is empty without train.calibrate, or when the documents are too few to hold any out (< 2 groups)."""
+    from ..evaluation.folds import inner_split
+
+    tc = config.train
+    y = np.asarray(y, dtype=np.int64)
+    every, none = np.arange(len(y)), np.zeros(0, dtype=np.int64)
+    if tc.val_fraction > 0:
+        fit, val = inner_split(y, groups, seed=seed, val_fraction=tc.val_fraction)
+        held_out = len(fit) < len(y)  # inner_split gives fit = val = every when it cannot split
+        return FoldPlan(fit, val, cal=val if tc.calibrate and held_out else none)
+    if tc.calibrate:
+        fit, cal = inner_split(y, groups, seed=seed, val_fraction=tc.calibration_fraction)
+        if len(fit) < len(y):
+            return FoldPlan(fit, fit, cal=cal)
+    return FoldPlan(every, every)
 
 
 @dataclass
@@ -51,6 +75,9 @@ class FoldsFit:
     history: list[list[dict]]  # per fold, per epoch
     class_weights: list[Optional[list[float]]]
     test_logits: list[torch.Tensor] = field(default_factory=list)  # per fold: eval-mode logits of plans[f].test (CPU)
+    # per fold: the temperature fitted on its validation documents (train.calibrate), else None; the logits above
+    # are the model's own, not divided by it
+    temperatures: list[Temperature | None] = field(default_factory=list)
 
 
 @contextmanager
@@ -187,8 +214,19 @@ def train_folds(config, A_list, T_list, y, n_classes: int, plans: Sequence[FoldP
         with torch.no_grad():
             logits = _outputs(model, best, gather, test_idx, buffers=buffers)["logits"]
         test_logits = [logits[f, :len(p.test)].cpu() for f, p in enumerate(plans)]
+    temperatures: list[Temperature | None] = [None] * n_folds
+    if tc.calibrate:  # each fold's best weights on its own held-out calibration documents
+        if any(len(p.cal) == 0 for p in plans):
+            raise DataError("train.calibrate: a training set is too small to hold documents out for the temperature "
+                            "(fewer than 2 subjects); label more documents or turn train.calibrate off.",
+                            param="train.calibrate")
+        cal_idx, _ = _step_indices([p.cal for p in plans], device)
+        with torch.no_grad():
+            logits = _outputs(model, best, gather, cal_idx, buffers=buffers)["logits"]
+        temperatures = [fit_temperature(logits[f, :len(p.cal)].double().cpu().numpy(), y_np[p.cal])
+                        for f, p in enumerate(plans)]
     cws = [class_w[f].tolist() if tc.class_weights else None for f in range(n_folds)]
-    return FoldsFit(model, best_epoch, epochs_run, history, cws, test_logits)
+    return FoldsFit(model, best_epoch, epochs_run, history, cws, test_logits, temperatures)
 
 
 @torch.no_grad()
