@@ -159,7 +159,7 @@ def segment(
     speakers: Optional[str] = typer.Option(None, "--speakers", metavar="NAME[,NAME]",
                                            help="Model only these speakers' speech (names as the transcripts give them; default: everyone's). "
                                                 "With --diarize, 'participant' is the voice with the most speech in each recording."),
-    diarize: bool = typer.Option(False, "--diarize", help="Recordings whose transcript names no speaker: find the speakers by offline diarization (needs `pip install 'hilbert-cli[diarize]'`)."),
+    diarize: bool = typer.Option(False, "--diarize", help="Recordings whose transcript names no speaker: find the speakers by offline diarization (needs the optional extra: pip install 'hilbert-cli\\[diarize]')."),
     num_speakers: int = typer.Option(2, "--num-speakers", help="--diarize: at most this many voices per recording (voices too alike are merged)."),
     beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
