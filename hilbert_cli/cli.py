@@ -157,7 +157,10 @@ def segment(
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
     speakers: Optional[str] = typer.Option(None, "--speakers", metavar="NAME[,NAME]",
-                                           help="Model only these speakers' speech (names as the transcripts give them; default: everyone's)."),
+                                           help="Model only these speakers' speech (names as the transcripts give them; default: everyone's). "
+                                                "With --diarize, 'participant' is the voice with the most speech in each recording."),
+    diarize: bool = typer.Option(False, "--diarize", help="Recordings whose transcript names no speaker: find the speakers by offline diarization (needs the optional extra: pip install 'hilbert-cli\\[diarize]')."),
+    num_speakers: int = typer.Option(2, "--num-speakers", help="--diarize: at most this many voices per recording (voices too alike are merged)."),
     beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
@@ -179,7 +182,7 @@ def segment(
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
-                               speakers=speakers, beam_size=beam_size)
+                               speakers=speakers, beam_size=beam_size, diarize=diarize, num_speakers=num_speakers)
     ws = Workspace(workspace)
     with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),
@@ -203,7 +206,12 @@ def segment(
         kept = {n.casefold() for n in settings.speakers or []}
         parts = [f"{name or '(unnamed)'} {seconds / 60:.1f} min" + (" (modelled)" if name.casefold() in kept else "")
                  for name, seconds in result.speech.items()]
-        console.print("speakers: " + ", ".join(parts), highlight=False, soft_wrap=True)
+        note = " (speakerN: diarized, named per recording)" if any(d.diarized for d in result.documents) else ""
+        console.print("speakers: " + ", ".join(parts) + note, highlight=False, soft_wrap=True)
+    picked = [f"{d.doc_id} {d.participant}" for d in result.documents if d.participant]
+    if picked:
+        console.print("participant (the voice with the most speech): " + ", ".join(picked), highlight=False,
+                      soft_wrap=True)
     resumed = sum(d.status == "resumed" for d in result.documents)
     if resumed:
         console.print(f"{resumed} document(s) already segmented with these settings were kept.")

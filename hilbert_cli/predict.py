@@ -226,6 +226,7 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
                  device: torch.device):
     """-> {position: SegmentedDoc} for the files that segmented, {position: problem} for the others."""
     from .corpus.asr import load_asr
+    from .corpus.diarize import load_diarizer
     from .corpus.segment import SegmentSettings, segment_recording
 
     docs, problems = {}, {}
@@ -234,10 +235,11 @@ def _segment_all(inputs, settings: dict, ws: Workspace, allow_download: bool, pr
     if todo:
         s = SegmentSettings.from_dict(settings)
         engine = load_asr(s.asr, allow_download, device=device, beam_size=s.beam_size)  # loads nothing yet: the weights load on the first transcription
+        diarizer = load_diarizer(s.diarize, device=device) if s.diarize else None  # a missing extra stops here
     for done, (k, path) in enumerate(todo, start=1):
         try:
             doc = segment_recording(path, settings, cache_dir=ws.transcripts_dir, allow_download=allow_download,
-                                    asr_engine=engine, device=device)
+                                    asr_engine=engine, device=device, diarizer=diarizer)
             docs[k] = dataclasses.replace(doc, doc_id=f"{k:06d}-{doc.doc_id}")  # unique even for same-named files
         except HilbertError as e:
             problems[k] = str(e)

@@ -5,7 +5,8 @@ Per document: load the audio (16 kHz mono), then get timed words from
   - a plain .txt transcript: ASR word timings, with the transcript's words aligned onto them;
   - no transcript: ASR words;
 and cut them with a strategy (cutting.py), never across a change of speaker (each segment keeps its
-`speaker` when the transcript names one). A document's problem becomes one line in the result
+`speaker` when the transcript names one; with `diarize`, a document whose transcript names nobody gets its
+speakers from offline diarization, diarize.py). A document's problem becomes one line in the result
 and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
 has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
 ASR runs on `device` (a torch.device from device.resolve_device; None = auto); the device is not part
@@ -26,6 +27,8 @@ from .align import align_words
 from .asr import BEAM_SIZE, DEFAULT_ASR, check_beam, load_asr, transcribe_cached
 from .audio import SAMPLE_RATE, file_sha256, load_audio
 from ..device import resolve_device
+from .diarize import (DEFAULT_DIARIZER, DIARIZERS, NUM_SPEAKERS, PARTICIPANT, diarize_cached, load_diarizer,
+                      most_speech, speakers_of)
 from .reading import Document, read_corpus
 from ..errors import HilbertError, OutputError
 from .transcripts import TRANSCRIPT_EXTENSIONS, read_transcript
@@ -55,10 +58,19 @@ class SegmentSettings:
     tier: list[str] | None = None  # TextGrid tiers to read (None: each speaker's word tier); "a,b" is split
     speakers: list[str] | None = None  # whose speech is modelled (None: everyone's); names compared without case
     beam_size: int = BEAM_SIZE  # ASR beam width (1 = greedy); decoding is at temperature 0 whatever the beam
+    diarize: str | None = None  # diarizer (True = the default) for documents whose transcript names no speaker
+    num_speakers: int = NUM_SPEAKERS  # diarization: at most this many voices per recording
 
     def __post_init__(self):
         self.tier = _name_list(self.tier)
         self.speakers = _name_list(self.speakers)
+        self.diarize = DEFAULT_DIARIZER if self.diarize is True else (self.diarize or None)
+        if self.diarize is not None and self.diarize not in DIARIZERS:
+            raise HilbertError(f"--diarize: unknown diarizer {self.diarize!r}; choose one of {', '.join(DIARIZERS)}.")
+        if isinstance(self.num_speakers, bool) or not isinstance(self.num_speakers, int) or self.num_speakers < 1:
+            raise HilbertError(f"--num-speakers: must be a whole number of at least 1, got {self.num_speakers!r}.")
+        if self.num_speakers != NUM_SPEAKERS and self.diarize is None:
+            raise HilbertError("--num-speakers: only diarization uses it; add --diarize, or leave --num-speakers out.")
         if self.strategy not in STRATEGIES:
             raise HilbertError(f"--strategy: unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
         check_beam(self.beam_size)
@@ -106,6 +118,8 @@ class DocStats:
     asr: str  # "ran", "cached" or "none"
     strategy: str  # the strategy used (cues falls back to auto without a timed transcript)
     speech: dict = field(default_factory=dict)  # speaker ("" = unnamed) -> seconds of speech, before --speakers
+    participant: str | None = None  # `--speakers participant` on a diarized document: the speaker it picked
+    diarized: bool = False  # its speakers came from diarization (speaker1, speaker2, ... named per document)
 
 
 @dataclass
@@ -181,8 +195,9 @@ def _spans(strategy: str, settings: SegmentSettings, words, speakers, cue_ends, 
 
 
 def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, cache_dir, sha: str,
-                 progress: Callable[[float], None]):
-    """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document."""
+                 progress: Callable[[float], None], diarizer=None):
+    """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document.
+    `diarizer` (diarize.load_diarizer) is needed when settings.diarize is set."""
     audio = load_audio(doc.audio)
     duration = len(audio) / SAMPLE_RATE
     if duration < settings.min_seconds:
@@ -219,38 +234,56 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
             source = "asr"
     if not words:
         raise HilbertError(f"{doc.audio.name}: no speech found in {duration:.1f} s of audio; check the recording and its transcript.")
+    diarized = False
+    if settings.diarize and not any(speakers):  # a transcript that names its speakers is never diarized
+        turns = diarize_cached(diarizer, audio, sha, cache_dir, settings.num_speakers)
+        if turns:
+            speakers, diarized = speakers_of(turns, [(w.start, w.end) for w in words]), True
+            if cues is not None:
+                cues = [replace(c, speaker=sp) for c, sp in zip(cues, speakers_of(turns, [(c.start, c.end) for c in cues]))]
+        else:
+            warnings.append(f"{doc.audio.name}: diarization found no speech, so its words have no speaker.")
 
     strategy = "auto" if settings.strategy == "cues" and cues is None else settings.strategy
     spans = _spans(strategy, settings, words, speakers, cue_ends, cues, duration)
     speech: dict[str, float] = {}
     for s, e, _, speaker in spans:
         speech[speaker or ""] = round(speech.get(speaker or "", 0.0) + min(e, duration) - s, 3)
-    spans = _chosen_speakers(spans, settings.speakers, doc, warnings)
+    spans, participant = _chosen_speakers(spans, settings, doc, warnings, speech if diarized else None)
     segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source, speaker)
                 for i, (s, e, text, speaker) in enumerate(spans)]
-    doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc))
+    doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc), diarized=diarized,
+                        participant=participant)
     seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings,
                            speech)
     progress(1.0)
     return seg_doc, warnings, asr_state
 
 
-def _chosen_speakers(spans, speakers: list[str] | None, doc: Document, warnings: list[str]):
-    """The spans of the speakers chosen by --speakers (all when None). A document whose transcript names no
-    speaker keeps all of its speech (with a warning); one that names others but none chosen is a problem."""
+def _chosen_speakers(spans, settings: SegmentSettings, doc: Document, warnings: list[str],
+                     diarized_speech: dict[str, float] | None = None):
+    """(the spans of the speakers chosen by --speakers (all when None), the speaker `participant` picked or None).
+    A document whose transcript names no speaker keeps all of its speech (with a warning); one that names others
+    but none chosen is a problem. On a diarized document (`diarized_speech`: its speech time per speaker) the
+    reserved name `participant` picks the speaker with the most speech time (diarize.most_speech)."""
+    speakers = settings.speakers
     if not speakers:
-        return spans
+        return spans, None
     named = sorted({sp for *_, sp in spans if sp})
     if not named:
-        warnings.append(f"{doc.doc_id}: its transcript names no speaker, so --speakers cannot choose; all of its "
+        hint = "" if settings.diarize else " (--diarize finds the speakers of such a recording)"
+        warnings.append(f"{doc.doc_id}: its transcript names no speaker, so --speakers cannot choose{hint}; all of its "
                         "speech is kept.")
-        return spans
-    wanted = {n.casefold() for n in speakers}
+        return spans, None
+    wanted, picked = {n.casefold() for n in speakers}, None
+    if diarized_speech is not None and PARTICIPANT in wanted:
+        picked = most_speech(diarized_speech)
+        wanted = (wanted - {PARTICIPANT}) | {picked.casefold()}
     kept = [sp for sp in spans if sp[3] and sp[3].casefold() in wanted]
     if not kept:
         raise HilbertError(f"{doc.doc_id}: none of its speakers ({', '.join(named)}) is among --speakers "
                            f"{','.join(speakers)}; add one of them to --speakers, or fix the transcript's names.")
-    return kept
+    return kept, picked
 
 
 def _transcript_key(doc: Document) -> dict:
@@ -266,7 +299,8 @@ def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
     return DocStats(d.doc_id, len(d.segments), sum(s.n_words for s in d.segments),
                     sum(s.end - s.start for s in d.segments), d.duration,
                     d.segments[0].source if d.segments else "-", status, asr,
-                    d.settings.get("strategy_used", d.settings.get("strategy", "?")), dict(d.speech))
+                    d.settings.get("strategy_used", d.settings.get("strategy", "?")), dict(d.speech),
+                    d.settings.get("participant"), bool(d.settings.get("diarized")))
 
 
 def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings) -> SegmentedDoc | None:
@@ -305,6 +339,7 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
     if not replace:
         _check_same_corpus(workspace, root, corpus.documents)
     asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads, beam_size=settings.beam_size)
+    diarizer = load_diarizer(settings.diarize, device=device, threads=threads) if settings.diarize else None
     problems, warnings, stats, documents = list(corpus.problems), [], [], {}
     if not corpus.has_labels:
         warnings.append(f"{corpus.root}: no labels.csv, so the documents have no labels; add one before `hilbert train`.")
@@ -323,7 +358,8 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
                 stats.append(_stats(seg_doc, "resumed", "none"))
                 report(1.0)
             else:
-                seg_doc, doc_warnings, asr_state = _segment_one(doc, settings, asr, workspace.transcripts_dir, sha, report)
+                seg_doc, doc_warnings, asr_state = _segment_one(doc, settings, asr, workspace.transcripts_dir, sha, report,
+                                                                diarizer)
                 warnings += doc_warnings
                 workspace.write_doc(seg_doc)
                 stats.append(_stats(seg_doc, "segmented", asr_state))
@@ -368,11 +404,12 @@ def _check_same_corpus(workspace: Workspace, root: Path, documents) -> None:
 
 def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: str | os.PathLike | None = None,
                       allow_download: bool = False, asr_engine=None, *, device: Optional[torch.device] = None,
-                      threads: Optional[int] = None) -> SegmentedDoc:
+                      threads: Optional[int] = None, diarizer=None) -> SegmentedDoc:
     """Segment ONE recording outside any corpus (for `predict`), with stored `settings`; a transcript
     with the same stem beside the audio (any supported format) is used, otherwise the audio is transcribed
     on `device` (None = auto). `asr_engine` (from asr.load_asr(settings["asr"], device=...)) lets many calls
-    share one loaded ASR model; it brings its own device, and `device` and `threads` are then unused."""
+    share one loaded ASR model; it brings its own device, and `device` and `threads` are then unused. `diarizer`
+    (diarize.load_diarizer) likewise shares one diarizer when the settings ask for diarization."""
     audio_path = Path(audio_path)
     if not audio_path.is_file():
         raise HilbertError(f"{audio_path}: no such audio file.")
@@ -383,5 +420,7 @@ def segment_recording(audio_path: str | os.PathLike, settings: dict, cache_dir: 
     s = SegmentSettings.from_dict(settings)
     doc = Document(audio_path.stem, audio_path, beside[0] if beside else None)
     asr = _Transcriber(s.asr, allow_download, asr_engine, device=device, threads=threads, beam_size=s.beam_size)
-    seg_doc, _, _ = _segment_one(doc, s, asr, cache_dir, file_sha256(audio_path), lambda f: None)
+    if s.diarize and diarizer is None:
+        diarizer = load_diarizer(s.diarize, device=resolve_device(device), threads=threads)
+    seg_doc, _, _ = _segment_one(doc, s, asr, cache_dir, file_sha256(audio_path), lambda f: None, diarizer)
     return seg_doc
