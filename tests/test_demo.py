@@ -13,7 +13,7 @@ from hilbert_cli.demo import text as demo_text
 from hilbert_cli.cli import app
 from hilbert_cli.corpus.reading import read_corpus
 from hilbert_cli.demo.corpus import (CONGRUENCE, CONGRUENT_MANNER, MANNER, NEW_DIR, NEW_TRANSCRIPTS, PROSODY,
-                                     REVEALING_SENTENCES, SPECTRUM, TASKS, DemoDoc, _sentence_voice, load_truth,
+                                     REVEALING_SENTENCES, SPEAKERS, SPECTRUM, TASKS, DemoDoc, _sentence_voice, load_truth,
                                      make_demo_corpus, plan_corpus)
 from hilbert_cli.errors import HilbertError
 from hilbert_cli.corpus.transcripts import read_transcript
@@ -92,6 +92,10 @@ def test_transcripts_hold_the_generating_text_and_times(corpus):
             continue
         tr = read_transcript(d.transcript)
         assert tr.words == t["text"].split()
+        # every format names the speakers (name prefixes, <v> tags, a tier per speaker, a JSON field), and the
+        # TextGrid reader takes the speakers' tiers, not the phone tier
+        said = [sp for c in t["cues"] for sp in [c["speaker"]] * len(c["text"].split())]
+        assert tr.word_speakers == said, d.doc_id
         if tr.timed:
             # to the millisecond the files hold (a reader's h*3600 + m*60 + s + ms/1000 may differ in the last bit)
             assert [(round(c.start, 3), round(c.end, 3), c.text) for c in tr.cues] == \
@@ -105,12 +109,29 @@ def test_cue_times_match_the_sound(corpus):
     truth = load_truth(out)
     for doc_id, t in truth.items():
         x, sr = sf.read(str(out / t["audio"]), dtype="float32", always_2d=True)
-        x = x[:, 0]
+        x = x.sum(axis=1)
         inside = np.zeros(len(x), bool)
         for c in t["cues"]:
             inside[int(c["start"] * sr):int(c["end"] * sr)] = True
         rms_in, rms_out = (np.sqrt(np.mean(x[m] ** 2)) for m in (inside, ~inside))
         assert rms_in > 10 * rms_out, doc_id
+
+
+def test_stereo_recordings_have_one_speaker_per_channel(corpus):
+    """Interviewer left, interviewee right: within each speaker's cues their own channel is much louder."""
+    out, _, _ = corpus
+    stereo = 0
+    for doc_id, t in load_truth(out).items():
+        x, sr = sf.read(str(out / t["audio"]), dtype="float32", always_2d=True)
+        if x.shape[1] != 2:
+            continue
+        stereo += 1
+        for c in t["cues"]:
+            part = x[int(c["start"] * sr):int(c["end"] * sr)]
+            own = SPEAKERS.index(c["speaker"])
+            rms = np.sqrt(np.mean(part ** 2, axis=0))
+            assert rms[own] > 4 * rms[1 - own], (doc_id, c["speaker"], rms)
+    assert stereo >= 2
 
 
 def _slot_words(mood: str) -> list[str]:
@@ -133,7 +154,7 @@ def test_each_factor_drives_only_its_own_modality(corpus):
         other = "negative" if labels["mood"] == "positive" else "positive"
         assert 1 <= len(t["revealing"]) <= REVEALING_SENTENCES[1], doc_id  # short documents may end before all
         for i, c in enumerate(t["cues"]):
-            if c["speaker"] != "interviewee":
+            if c["speaker"] != SPEAKERS[1]:
                 assert i not in t["revealing"]
                 continue
             assert not _said(c["text"], _slot_words(other)), (doc_id, c["text"])
@@ -154,7 +175,7 @@ def test_revealing_sentences_are_few_and_spread_over_the_interview(tmp_path):
     truth = load_truth(out)
     counts = [len(t["revealing"]) for t in truth.values()]
     assert all(REVEALING_SENTENCES[0] <= n <= REVEALING_SENTENCES[1] for n in counts), counts
-    answers = sum(c["speaker"] == "interviewee" for t in truth.values() for c in t["cues"])
+    answers = sum(c["speaker"] == SPEAKERS[1] for t in truth.values() for c in t["cues"])
     assert sum(counts) < 0.35 * answers  # mostly neutral answers
     where = [i / len(t["cues"]) for t in truth.values() for i in t["revealing"]]
     assert 0.35 < np.mean(where) < 0.65 and min(where) < 0.3 and max(where) > 0.7

@@ -25,8 +25,11 @@ The labels (labels.csv):
               sentences, does.
 Per-subject timbre (an eSpeak male variant), loudness, noise and word gaps vary within class, so a
 model has to learn the factor rather than a fingerprint. The recordings come in the formats a real
-corpus has (wav and flac, 22.05/24/44.1 kHz, mono and stereo) and the transcripts as a mix of plain
-text, timed cues (.srt/.vtt/.TextGrid/.json, times from the synthesis) and none (to be transcribed).
+corpus has (wav and flac, 22.05/24/44.1 kHz, mono and stereo; a stereo recording has one speaker per
+channel, interviewer left, interviewee right, each microphone picking up a little of the other voice)
+and the transcripts as a mix of plain text with `Interviewer:` / `Interviewee:` turn prefixes, timed
+cues (.srt with name prefixes, .vtt with `<v>` voice tags, .TextGrid with a word tier per speaker and a
+phone tier, .json with a speaker field; times from the synthesis) and none (to be transcribed).
 Deterministic under `seed`: the same seed writes the same bytes.
 """
 from __future__ import annotations
@@ -95,6 +98,8 @@ MANNER = {
     "flat": Manner(rate_shift_wpm=-15, pitch_shift=-12, pitch_range=(0, 10)),
 }
 SPEAKER_VARIANTS = ("m1", "m2", "m3", "m4", "m6", "m7")  # interviewee timbre, one per subject
+SPEAKERS = ("Interviewer", "Interviewee")  # speaker names in every transcript; stereo files: channel order
+CROSSTALK = (0.05, 0.15)  # stereo: gain of the other speaker's voice in a speaker's microphone (uniform per document)
 INTERVIEWER = dict(voice="en-us+f2", rate_wpm=170, pitch=50, pitch_range=50)
 REVEALING_SENTENCES = (2, 4)  # emotional answer sentences per interview (uniform, inclusive); the rest are neutral
 SECONDS_PER_ANSWER_SENTENCE = 4.0  # document time per answer sentence, questions and pauses included (4.1 measured),
@@ -281,7 +286,8 @@ def _speak(tts: Engine, text: str, **voice) -> tuple[np.ndarray, list, int]:
 def render_doc(
     tts: Engine, doc: DemoDoc, seed: int, index: int, min_seconds: float, max_seconds: float,
 ) -> tuple[np.ndarray, int]:
-    """Synthesise `doc` (fills in its duration, text, cues and words): mono float32 audio and its rate in Hz.
+    """Synthesise `doc` (fills in its duration, text, cues and words): float32 audio (samples, speakers), one
+column per name of SPEAKERS holding only that speaker's voice (the recording is their sum), and its rate in Hz.
 
     Turns (a question, then 2-5 answer sentences) are added until the document reaches its target
     length; a sentence that would push it past `max_seconds` ends it instead, once it has `min_seconds`.
@@ -291,6 +297,7 @@ def render_doc(
     rng = np.random.default_rng([seed, index])
     to_reveal = int(rng.integers(REVEALING_SENTENCES[0], REVEALING_SENTENCES[1], endpoint=True))
     pieces: list[np.ndarray] = []
+    owner: list[int] = []  # per piece: the column of SPEAKERS it belongs to (pauses: 0, they are zeros)
     t = 0.0  # seconds so far
 
     def fits(pause: float, clip: tuple, reserve: float = 0.0) -> bool:
@@ -302,6 +309,7 @@ def render_doc(
         pieces.append(np.zeros(int(round(pause * rate)), np.float32))
         start = t + len(pieces[-1]) / rate
         pieces.append(x)
+        owner.extend([0, SPEAKERS.index(speaker)])
         t = start + len(x) / rate
         doc.cues.append(dict(start=round(start, 3), end=round(t, 3), speaker=speaker, text=text))
         doc.words += [[w, round(start + a, 3), round(start + b, 3)] for w, a, b in words]
@@ -314,7 +322,7 @@ def render_doc(
         clip = _speak(tts, text, **INTERVIEWER)
         if turn and not fits(pause, clip, reserve=ROOM_FOR_ANSWER):
             break
-        add(pause, clip, text, "interviewer")
+        add(pause, clip, text, SPEAKERS[0])
         for k in range(int(rng.integers(2, 5, endpoint=True))):
             pause = rng.uniform(*(PAUSE_IN_ANSWER if k else PAUSE_AFTER_QUESTION))
             room = max(1.0, np.floor((doc.target_seconds - t) / SECONDS_PER_ANSWER_SENTENCE))
@@ -327,7 +335,7 @@ def render_doc(
             if revealing:
                 doc.revealing.append(len(doc.cues))
                 to_reveal -= 1
-            add(pause, clip, text, "interviewee")
+            add(pause, clip, text, SPEAKERS[1])
             if t >= doc.target_seconds:
                 done = True
                 break
@@ -335,34 +343,44 @@ def render_doc(
             break
     rate = clip[2]
     pieces.append(np.zeros(int(round(END_SILENCE * rate)), np.float32))
-    audio = np.concatenate(pieces)
-    audio *= rng.uniform(*PEAK) / max(float(np.abs(audio).max()), 1e-9)
-    doc.duration = round(len(audio) / rate, 3)
+    owner.append(0)
+    tracks = np.zeros((sum(len(x) for x in pieces), len(SPEAKERS)), np.float32)
+    at = 0
+    for x, k in zip(pieces, owner):
+        tracks[at:at + len(x), k] = x
+        at += len(x)
+    tracks *= rng.uniform(*PEAK) / max(float(np.abs(tracks.sum(axis=1)).max()), 1e-9)
+    doc.duration = round(len(tracks) / rate, 3)
     doc.text = "\n".join(_turn_lines(doc.cues))
-    return audio.astype(np.float32), rate
+    return tracks, rate
 
 
-def _turn_lines(cues: list[dict]) -> list[str]:
-    """One line per speaker turn: what a plain transcript looks like."""
+def _turn_lines(cues: list[dict], names: bool = False) -> list[str]:
+    """One line per speaker turn (led by the speaker's name with `names`: what a plain interview transcript
+    looks like)."""
     lines: list[list[str]] = []
     for i, c in enumerate(cues):
         if i == 0 or c["speaker"] != cues[i - 1]["speaker"]:
-            lines.append([])
+            lines.append([c["speaker"] + ":"] if names else [])
         lines[-1].append(c["text"])
     return [" ".join(line) for line in lines]
 
 
-def _to_file_audio(audio: np.ndarray, rate: int, doc: DemoDoc, seed: int, index: int) -> np.ndarray:
-    """Resample to the document's file rate, add background noise, make stereo when asked."""
+def _to_file_audio(tracks: np.ndarray, rate: int, doc: DemoDoc, seed: int, index: int) -> np.ndarray:
+    """Resample to the document's file rate and add background noise. Mono: both voices on one microphone;
+    stereo: one speaker per channel (SPEAKERS order), each microphone picking up the other voice faintly."""
     import soxr
 
     rng = np.random.default_rng([seed, index, 1])
-    x = soxr.resample(audio, rate, doc.sample_rate, quality="HQ") if doc.sample_rate != rate else audio
+    x = soxr.resample(tracks, rate, doc.sample_rate, quality="HQ") if doc.sample_rate != rate else tracks
     noise = 10 ** (rng.uniform(*NOISE_DBFS) / 20)
-    channels = [x + noise * rng.standard_normal(len(x)).astype(np.float32)]
-    if doc.channels == 2:  # a second microphone further away: quieter, its own noise
-        channels.append(x * rng.uniform(0.6, 0.9) + noise * rng.standard_normal(len(x)).astype(np.float32))
-    return np.clip(np.stack(channels, axis=1), -1.0, 1.0)
+    if doc.channels == 2:
+        bleed = rng.uniform(*CROSSTALK)
+        mics = x + bleed * x[:, ::-1]
+    else:
+        mics = x.sum(axis=1, keepdims=True)
+    mics = mics + noise * rng.standard_normal(mics.shape).astype(np.float32)
+    return np.clip(mics, -1.0, 1.0).astype(np.float32)
 
 
 # --- transcript files -------------------------------------------------------------------------
@@ -372,44 +390,65 @@ def _clock(seconds: float, sep: str) -> str:
 
 
 def _srt(cues: list[dict]) -> str:
-    return "".join(f"{i}\n{_clock(c['start'], ',')} --> {_clock(c['end'], ',')}\n{c['text']}\n\n"
+    """SubRip, the speaker's name leading each cue (the way subtitle tools mark who speaks)."""
+    return "".join(f"{i}\n{_clock(c['start'], ',')} --> {_clock(c['end'], ',')}\n{c['speaker']}: {c['text']}\n\n"
                    for i, c in enumerate(cues, start=1))
 
 
 def _vtt(cues: list[dict]) -> str:
-    return "WEBVTT\n\n" + "".join(f"{_clock(c['start'], '.')} --> {_clock(c['end'], '.')}\n{c['text']}\n\n" for c in cues)
+    """WebVTT with a voice tag per cue."""
+    return "WEBVTT\n\n" + "".join(f"{_clock(c['start'], '.')} --> {_clock(c['end'], '.')}\n<v {c['speaker']}>{c['text']}\n\n"
+                                    for c in cues)
 
 
-def _textgrid(cues: list[dict], duration: float) -> str:
-    """Praat long text format, one interval tier; pauses are empty intervals (tiers must be contiguous)."""
+def _tier(name: str, spans: list[tuple[float, float, str]], duration: float, number: int) -> str:
+    """One interval tier (Praat long text format); the gaps between spans become empty intervals."""
     intervals, t = [], 0.0
-    for c in cues:
-        if c["start"] > t:
-            intervals.append((t, c["start"], ""))
-        intervals.append((c["start"], c["end"], c["text"]))
-        t = c["end"]
+    for a, b, text in spans:
+        if a > t:
+            intervals.append((t, a, ""))
+        intervals.append((a, b, text))
+        t = b
     if duration > t:
         intervals.append((t, duration, ""))
-    head = (f'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = {duration}\ntiers? <exists>\n'
-            f'size = 1\nitem []:\n    item [1]:\n        class = "IntervalTier"\n        name = "utterances"\n'
+    head = (f'    item [{number}]:\n        class = "IntervalTier"\n        name = "{name}"\n'
             f'        xmin = 0\n        xmax = {duration}\n        intervals: size = {len(intervals)}\n')
-    body = "".join(
+    return head + "".join(
         f'        intervals [{i}]:\n            xmin = {a}\n            xmax = {b}\n            text = "{s.replace(chr(34), 2 * chr(34))}"\n'
         for i, (a, b, s) in enumerate(intervals, start=1))
-    return head + body
+
+
+def _phones(words: list[list]) -> list[tuple[float, float, str]]:
+    """A phone tier as forced aligners write one: each word's letters as stand-in phones, sharing its time."""
+    out = []
+    for w, a, b in words:
+        letters = [ch for ch in w.lower() if ch.isalpha()] or ["sil"]
+        step = (b - a) / len(letters)
+        out += [(round(a + i * step, 4), round(a + (i + 1) * step, 4), ch) for i, ch in enumerate(letters)]
+    return [(a, b, ch) for a, b, ch in out if b > a]
+
+
+def _textgrid(doc: "DemoDoc") -> str:
+    """Praat long text format as a researcher's annotation has it: a sentence tier per speaker (named after
+    the speaker) and a phone tier; the reader has to pick the speakers' tiers and leave the phones."""
+    tiers = [(sp, [(c["start"], c["end"], c["text"]) for c in doc.cues if c["speaker"] == sp]) for sp in SPEAKERS]
+    tiers.append(("phones", _phones(doc.words)))
+    head = (f'File type = "ooTextFile"\nObject class = "TextGrid"\n\nxmin = 0\nxmax = {doc.duration}\ntiers? <exists>\n'
+            f'size = {len(tiers)}\nitem []:\n')
+    return head + "".join(_tier(name, spans, doc.duration, i) for i, (name, spans) in enumerate(tiers, start=1))
 
 
 def transcript_text(doc: DemoDoc) -> str:
     fmt = Path(doc.transcript).suffix.lower()
     if fmt == ".txt":
-        return doc.text + "\n"
+        return "\n".join(_turn_lines(doc.cues, names=True)) + "\n"
     if fmt == ".srt":
         return _srt(doc.cues)
     if fmt == ".vtt":
         return _vtt(doc.cues)
     if fmt == ".textgrid":
-        return _textgrid(doc.cues, doc.duration)
-    return json.dumps([{k: c[k] for k in ("start", "end", "text")} for c in doc.cues], indent=1) + "\n"
+        return _textgrid(doc)
+    return json.dumps([{k: c[k] for k in ("start", "end", "speaker", "text")} for c in doc.cues], indent=1) + "\n"
 
 
 # --- the folder -------------------------------------------------------------------------------
@@ -478,9 +517,11 @@ congruence  whether the revealing sentences are spoken in a manner that matches 
 Varying within every class, independently of the labels: the interviewee's timbre (an eSpeak male
 variant per subject), loudness, background noise, pauses, word gaps, document length, and where in
 the interview the revealing sentences fall.
-Files: audio as wav or flac at 22.05, 24 or 44.1 kHz, mono or stereo; transcripts as plain .txt
-(the exact words), timed .srt/.vtt/.TextGrid/.json (one cue per sentence, times from the synthesis),
-or none (`hilbert segment` transcribes those). {MARKER_DIR}/{TRUTH_FILE} holds everything that was
+Files: audio as wav or flac at 22.05, 24 or 44.1 kHz, mono (both voices) or stereo (one speaker per
+channel: interviewer left, interviewee right); transcripts as plain .txt (the exact words, one line per
+turn led by `Interviewer:` or `Interviewee:`), timed .srt (name prefixes) / .vtt (`<v>` voice tags) /
+.TextGrid (a tier per speaker and a phone tier) / .json (a speaker field), one cue per sentence, times
+from the synthesis, or none (`hilbert segment` transcribes those). {MARKER_DIR}/{TRUTH_FILE} holds everything that was
 generated: each document's voice settings and manner, full text, sentence cues (with the indices of
 the revealing ones) and word times.
 
@@ -488,7 +529,7 @@ the revealing ones) and word times.
 (other voices, other words; some with a transcript, some without), to try `hilbert predict` on. The
 corpus reader skips subfolders, so they are not part of the corpus; their labels are only in
 {MARKER_DIR}/{TRUTH_FILE} ("new_documents").
-Try:  hilbert segment DIR  then  hilbert evaluate --task {",".join(TASKS)}
+Try:  hilbert segment DIR --channels {",".join(SPEAKERS)}  then  hilbert evaluate --task {",".join(TASKS)}
       hilbert train --task spectrum -o model.pt  then  hilbert predict model.pt DIR/{NEW_DIR}
 """
 
@@ -523,8 +564,8 @@ def make_demo_corpus(
     with Engine(fresh=True) as tts:
         jobs = [(i, doc) for i, doc in enumerate(docs)] + [(NEW_INDEX + k, doc) for k, doc in enumerate(new_docs)]
         for done, (i, doc) in enumerate(jobs, start=1):
-            audio, rate = render_doc(tts, doc, seed, i, min_seconds, max_seconds)
-            data = _to_file_audio(audio, rate, doc, seed, i)
+            tracks, rate = render_doc(tts, doc, seed, i, min_seconds, max_seconds)
+            data = _to_file_audio(tracks, rate, doc, seed, i)
             fmt = "FLAC" if doc.audio.endswith(".flac") else "WAV"
             atomic_save(out_dir / doc.audio, lambda f: sf.write(f, data, doc.sample_rate, format=fmt, subtype="PCM_16"))
             if doc.transcript:
