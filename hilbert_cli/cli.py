@@ -364,6 +364,8 @@ def evaluate(
     folds: int = typer.Option(25, "--folds", "-k", help="Number of cross-validation folds (the paper: 25)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the fold assignment, the bootstrap and training (default 0; training otherwise uses train.seed of --config-file)."),
     calibrate: bool | None = typer.Option(None, "--calibrate/--no-calibrate", help="Temperature-scale each fold's probabilities on documents held out of its training part, as `train --calibrate` does."),
+    seeds: int = typer.Option(1, "--seeds", help="Repeat the whole cross-validation N times, repetition r with fold and training seed --seed + r; the report gives mean ± sd over repetitions and the paired tests use them all (the paper's protocol: 1)."),
+    group_by: str | None = typer.Option(None, "--group-by", help="A labels.csv column that is not a task (e.g. sex, site): AUC per subgroup with its 95% interval and the largest gap, in report.md and metrics.json."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Grid cells trained in parallel processes (default: one per core)."),
     config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
     name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
@@ -376,13 +378,15 @@ def evaluate(
     Finished grid cells are kept in the workspace, so re-running or extending a grid only trains what is new.
 
     Example: hilbert evaluate --task spectrum --config transfer,hilbert --audio whisper-tiny --text minilm --folds 25
+
+    Example: hilbert evaluate --task depression --seeds 5 --group-by sex
     """
     from rich.markup import escape
     from rich.table import Table
 
     from .learn.config import load_config
     from .evaluation.grid import evaluate as run_evaluation
-    from .evaluation.report import BOTH_AUCS, CALIBRATION_NOTE, auc_table, calibration_table
+    from .evaluation.report import CALIBRATION_NOTE, auc_caption, auc_table, calibration_table
     from .workspace import Workspace
 
     from .device import resolve_device
@@ -397,12 +401,13 @@ def evaluate(
         on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
         r = run_evaluation(ws, task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
                            config=base, run_name=name, jobs=jobs, allow_download=allow_download, device=torch_device,
-                           progress=on_progress)
+                           progress=on_progress, seeds=seeds, group_by=group_by)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
     ks = sorted({s.folds.k for s in r.setups.values()})
-    table = Table(title=f"AUC (%), {'/'.join(map(str, ks))}-fold CV", caption=BOTH_AUCS)
+    reps = f" × {len(r.seeds)} seeds" if len(r.seeds) > 1 else ""
+    table = Table(title=f"AUC (%), {'/'.join(map(str, ks))}-fold CV{reps}", caption=auc_caption(r.cells))
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i < 2 else "right")
     for row, b in zip(rows, bold):
@@ -417,6 +422,9 @@ def evaluate(
     for row in rows:
         table.add_row(*[escape(x) for x in row])
     console.print(table)
+    if r.group_by is not None:
+        console.print(f"AUC per subgroup of {r.group_by!r}, with intervals and the largest gap: report.md, metrics.json.",
+                      highlight=False)
     console.print(f"{r.n_trained} cell(s) trained, {r.n_cached} kept from earlier runs, in {_clock(r.seconds)}.")
     console.print(f"report  {r.files['report']}\nmetrics {r.files['metrics']}", highlight=False)
 

@@ -10,6 +10,11 @@ of everything that determines them: task, backbones, resolved config, folds and 
 themselves. Re-running or extending a grid therefore only trains the new cells. Cells that still
 need training run in parallel processes; the report (report.py) is computed from the kept
 predictions, so all metrics of a cell come from one set of out-of-fold probabilities.
+
+Repetitions (`seeds` > 1, `hilbert evaluate --seeds N`): repetition r (0-based) is the whole grid again
+with fold seed `seed + r` and training seed `train.seed + r` (the CLI's --seed sets both, so repetition r
+uses seed + r for both). Each repetition's cells are ordinary cells with their own keys, so repetition 0
+is exactly the run without --seeds, and a later, larger --seeds trains only the new repetitions.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,7 +39,8 @@ from ..learn.registry import REFERENCE
 from ..device import default_threads, resolve_device
 from ..errors import HilbertError, OutputError
 from .folds import DEFAULT_FOLDS, Folds, make_folds, subject_groups
-from .metrics import corrected_resampled_ttest, paired_bootstrap_test, summarize
+from .metrics import corrected_resampled_ttest, mean_sd, over_seeds, paired_bootstrap_test, roc_auc, summarize
+from .subgroups import check_group_column, subgroup_aucs
 from ..workspace import Workspace
 
 CELL_FORMAT = 1  # bump when a cell's stored result changes meaning; old cells are then retrained
@@ -128,6 +134,7 @@ class Cell:
     seconds: float = 0.0
     cached: bool = False
     metrics: dict = field(default_factory=dict)
+    repetition: int = 0  # which repetition of the cross-validation (--seeds), 0 for the first
 
     @property
     def pair(self) -> str:
@@ -153,12 +160,15 @@ class EvalResult:
     variants: list[str]
     pairs: list[tuple[str, str]]
     metrics: dict  # as metrics.json
-    cells: list[Cell]
-    setups: dict[str, TaskSetup]
+    cells: list[Cell]  # the first repetition's cells (seed `seed`)
+    setups: dict[str, TaskSetup]  # the first repetition's folds
     warnings: list[str]
     n_trained: int
     n_cached: int
     seconds: float
+    seeds: list[int] = field(default_factory=list)  # fold seed of every repetition ([seed] without --seeds)
+    repetitions: list[tuple[list[Cell], dict[str, TaskSetup]]] = field(default_factory=list)  # every repetition
+    group_by: str | None = None
 
 
 # --- the entry point --------------------------------------------------------------------------
@@ -168,21 +178,33 @@ def evaluate(
     text_backbones="minilm", *, k: int = DEFAULT_FOLDS, seed: int = 0, ablations=None,
     config: Optional[HilbertConfig] = None, run_name: Optional[str] = None, jobs: Optional[int] = None,
     allow_download: bool = False, device=None,
-    progress: Optional[Callable[[str, int, int], None]] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None, seeds: int = 1, group_by: str | None = None,
 ) -> EvalResult:
     """Cross-validate every cell of the grid (reusing kept cells) and write the report.
 
+    seeds: repetitions of the whole cross-validation, repetition r with fold seed `seed + r` and training seed
+    `train.seed + r`; the report gives mean ± sd over them, and the paired tests use all of them.
+    group_by: a label column of labels.csv that is not a task: AUC per subgroup of its values (subgroups.py).
     `progress(stage, done, total)` is called for embedding stages and for trained cells ("train")."""
     t0 = time.perf_counter()
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise HilbertError(f"--seeds: give the number of repetitions, a whole number of at least 1 (got {seeds!r}).",
+                           param="--seeds")
     dev = resolve_device(device, param="device")  # before any work: a missing GPU stops at once
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     check_writable_dir(ws.runs_dir, "--workspace", label=ws.root)  # before any training: where the cells and the report go
     if run_name is not None:
         check_writable_dir(ws.runs_dir / run_name, "--name")
     manifest = ws.load_manifest()
-    task_list = manifest.tasks if tasks in ("all", ["all"]) else _split(tasks, "--task")
+    every_task = tasks in ("all", ["all"])
+    task_list = [t for t in manifest.tasks if t != group_by] if every_task else _split(tasks, "--task")
     for t in task_list:
         manifest.task_labels(t)  # raises for an unknown task, listing the valid ones
+    if group_by is not None:
+        check_group_column(group_by, manifest.tasks, task_list)
+        if not task_list:
+            raise HilbertError(f"--group-by {group_by}: labels.csv has no other column to evaluate as a task; add a "
+                               "label column.", param="--group-by")
     ablation_sets = parse_ablations(ablations)
     if configurations is None:
         configurations = [] if ablation_sets else list(PAPER_CONFIGURATIONS)
@@ -192,86 +214,158 @@ def evaluate(
     requested = [(a, t) for a in _split(audio_backbones, "--audio") for t in _split(text_backbones, "--text")]
     runs_on = {name: cfg.spec.pairs(requested) for name, cfg in variants.items()}  # clap: its own pair only
     pairs = list(dict.fromkeys(p for ps in runs_on.values() for p in ps))
+    seed_list = [seed + r for r in range(int(seeds))]
 
-    # features (embedded once, here in the parent) and folds (one assignment per task)
+    # features (embedded once, here in the parent) and folds (one assignment per task and repetition)
     from ..learn.data import load_task_data
 
-    setups: dict[str, TaskSetup] = {}
+    by_rep: list[dict[str, TaskSetup]] = [{} for _ in seed_list]
     data: dict[tuple[str, str, str], dict] = {}
     warnings: list[str] = []
     for task in task_list:
         for audio, text in pairs:
             td = load_task_data(ws, task, audio, text, allow_download=allow_download, progress=progress, device=dev)
-            if task not in setups:
+            if task not in by_rep[0]:
                 groups = subject_groups(td.doc_ids, td.subjects)
-                folds = make_folds(td.y, k, seed, groups, td.doc_ids, td.label_names, task)
-                setups[task] = TaskSetup(task, td.doc_ids, td.subjects, td.y, td.label_names, folds, groups)
-                warnings += [f"{task}: {w}" for w in folds.warnings]
+                for r, s_r in enumerate(seed_list):
+                    folds = make_folds(td.y, k, s_r, groups, td.doc_ids, td.label_names, task)
+                    by_rep[r][task] = TaskSetup(task, td.doc_ids, td.subjects, td.y, td.label_names, folds, groups)
+                warnings += [f"{task}: {w}" for w in by_rep[0][task].folds.warnings]  # the same for every seed
             data[(task, audio, text)] = {"A": td.A, "T": td.T, "hash": _features_hash(td.A, td.T)}
+    setups = by_rep[0]
+    if group_by is not None:
+        warnings += _missing_group_warnings(manifest, group_by, setups)
 
-    cells = [Cell(task, a, t, name, cfg) for task in task_list for a, t in pairs for name, cfg in variants.items()
-             if (a, t) in runs_on[name]]
+    reps = [[Cell(task, a, t, name, _seeded(cfg, r), repetition=r) for task in task_list for a, t in pairs
+             for name, cfg in variants.items() if (a, t) in runs_on[name]] for r in range(len(seed_list))]
+    cells = reps[0]
     cache_dir = ws.runs_dir / CELLS_DIR
     todo: dict[str, Cell] = {}
-    for c in cells:
-        s = setups[c.task]
+    for c in itertools.chain.from_iterable(reps):
+        s = by_rep[c.repetition][c.task]
         c.key = _cell_key(c, s, data[(c.task, c.audio, c.text)]["hash"])
         if _load_cell(cache_dir / f"{c.key}.json", c, s):
             continue
         todo.setdefault(c.key, c)  # identical cells (e.g. hilbert and its full ablation) train once
-    _run_cells(list(todo.values()), setups, data, jobs, dev, cache_dir, progress)
-    for c in cells:
+    _run_cells(list(todo.values()), by_rep, data, jobs, dev, cache_dir, progress)
+    for c in itertools.chain.from_iterable(reps):
         if c.key in todo:
-            if not _load_cell(cache_dir / f"{c.key}.json", c, setups[c.task]):
+            if not _load_cell(cache_dir / f"{c.key}.json", c, by_rep[c.repetition][c.task]):
                 raise HilbertError(f"{cache_dir / (c.key + '.json')}: the result just written cannot be read back; check the disk.")
             c.cached = False
-    metrics = compute_metrics(cells, setups, seed)
+    repetitions = list(zip(reps, by_rep))
+    metrics = compute_metrics(cells, setups, seed, repetitions=repetitions[1:],
+                              group_by=None if group_by is None else (group_by, _group_values(manifest, group_by)))
 
     from .report import write_report
 
     name = run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = ws.runs_dir / name
+    grid = {"folds": k, "seed": seed, "tasks": task_list, "configurations": list(variants),
+            "audio": sorted({a for a, _ in pairs}), "text": sorted({t for _, t in pairs})}
+    if len(seed_list) > 1:
+        grid["seeds"] = seed_list
+    if group_by is not None:
+        grid["group_by"] = group_by
     try:
-        files = write_report(run_dir, cells, setups, metrics, variants, pairs, warnings,
-                             {"folds": k, "seed": seed, "tasks": task_list, "configurations": list(variants),
-                              "audio": sorted({a for a, _ in pairs}), "text": sorted({t for _, t in pairs})})
+        files = write_report(run_dir, cells, setups, metrics, variants, pairs, warnings, grid,
+                             repetitions=repetitions[1:])
     except OutputError as e:
         raise OutputError(f"{str(e).rstrip('.')}; the {len(cells)} finished cell(s) are kept in {cache_dir}, so the same "
                           "command run again only writes the report.") from None
     return EvalResult(run_dir, files, task_list, list(variants), pairs, metrics, cells, setups, warnings,
-                      len(todo), sum(1 for c in cells if c.cached), time.perf_counter() - t0)
+                      len(todo), sum(1 for rc in reps for c in rc if c.cached), time.perf_counter() - t0,
+                      seed_list, repetitions, group_by)
+
+
+def _seeded(config: HilbertConfig, repetition: int) -> HilbertConfig:
+    """The configuration of repetition r: training seed train.seed + r (repetition 0: the configuration itself)."""
+    if repetition == 0:
+        return config
+    return replace(config, train=replace(config.train, seed=config.train.seed + repetition))
+
+
+def _group_values(manifest, column: str) -> dict[str, str | None]:
+    """doc_id -> the document's value in `column` (None when the cell is empty)."""
+    out = {}
+    for doc_id, d in manifest.documents.items():
+        v = d.get("labels", {}).get(column)
+        out[doc_id] = None if v is None or str(v).strip() == "" else str(v).strip()
+    return out
+
+
+def _missing_group_warnings(manifest, column: str, setups: dict[str, TaskSetup]) -> list[str]:
+    values = _group_values(manifest, column)
+    out = []
+    for t, s in setups.items():
+        n = sum(1 for d in s.doc_ids if values.get(d) is None)
+        if n:
+            out.append(f"{t}: {n} of {len(s.doc_ids)} documents have no {column!r} value, so they are in no subgroup "
+                       "(they still count in every other figure).")
+    return out
 
 
 # --- metrics over the grid --------------------------------------------------------------------------
 
-def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int = 0) -> dict:
-    """metrics.json: task -> configuration -> (backbone pair when there are several ->) metrics."""
+def compute_metrics(cells: list[Cell], setups: dict[str, TaskSetup], seed: int = 0, *,
+                    repetitions: list[tuple[list[Cell], dict[str, TaskSetup]]] = (),
+                    group_by: tuple[str, dict[str, str | None]] | None = None) -> dict:
+    """metrics.json: task -> configuration -> (backbone pair when there are several ->) metrics.
+
+    `cells`/`setups`: the first repetition; `repetitions`: the further ones (--seeds), each (its cells, in the
+    same order, and setups with its own folds). Every cell gets its own repetition's metrics; with repetitions,
+    the first repetition's cell also gets "seeds" (mean ± sd over repetitions) and "repetitions" (each one's
+    figures), and the comparisons with hilbert use every repetition. `group_by`: (column, doc_id -> subgroup or None):
+    adds "subgroups" (AUC per subgroup, from the first repetition; with repetitions also per repetition)."""
     several_pairs = len({c.pair for c in cells}) > 1
-    by = {(c.task, c.pair, c.variant): c for c in cells}
+    all_reps = [(cells, setups), *repetitions]
+    for rc, rs in all_reps:
+        for c in rc:
+            s = rs[c.task]
+            m = summarize(s.y, c.proba, s.folds.test_fold, len(s.label_names), seed=seed)
+            m["label_names"] = list(s.label_names)
+            m["n_documents"] = len(s.y)
+            m["best_epoch"] = c.best_epoch
+            c.metrics = m
+    by = [{(c.task, c.pair, c.variant): c for c in rc} for rc, _ in all_reps]
     out: dict = {}
     for c in cells:
         s = setups[c.task]
-        m = summarize(s.y, c.proba, s.folds.test_fold, len(s.label_names), seed=seed)
-        m["label_names"] = list(s.label_names)
-        m["n_documents"] = len(s.y)
-        m["best_epoch"] = c.best_epoch
+        m = c.metrics
         m["val_auc_folds"] = list(c.val_auc)
         m["val_auc"] = validation_auc(c)
         if c.temperature:  # train.calibrate: the per-fold temperatures the probabilities were scaled with
             m["temperature_folds"] = c.temperature
-        ref = by.get((c.task, c.pair, REFERENCE)) or by.get((c.task, c.pair, ablation_name(AUX_LOSSES)))
+        mine = [b[(c.task, c.pair, c.variant)] for b in by]  # this cell in every repetition
+        ref = by[0].get((c.task, c.pair, REFERENCE)) or by[0].get((c.task, c.pair, ablation_name(AUX_LOSSES)))
         if ref is None and c.config.spec.backbones is not None:  # clap: against hilbert on the first requested pair
             ref = next((r for r in cells if r.task == c.task and r.variant == REFERENCE), None)
         if ref is not None and ref is not c:
-            n_train = float(np.mean([len(tr) for tr, _ in s.folds.splits()]))
-            n_test = float(np.mean([len(te) for _, te in s.folds.splits()]))
-            ref_folds = summarize_folds(s, ref.proba)
-            tt = corrected_resampled_ttest(ref_folds, m["auc_folds"], n_train, n_test)
-            bs = paired_bootstrap_test(s.y, ref.proba, c.proba, seed=seed)
+            refs = [b[(ref.task, ref.pair, ref.variant)] for b in by]
+            splits = [sp for _, rs in all_reps for sp in rs[c.task].folds.splits()]
+            n_train = float(np.mean([len(tr) for tr, _ in splits]))
+            n_test = float(np.mean([len(te) for _, te in splits]))
+            ref_folds = [a for x, (_, rs) in zip(refs, all_reps) for a in summarize_folds(rs[c.task], x.proba)]
+            tt = corrected_resampled_ttest(ref_folds, [a for x in mine for a in x.metrics["auc_folds"]], n_train, n_test)
+            bs = paired_bootstrap_test(s.y, [x.proba for x in refs], [x.proba for x in mine], seed=seed)
             m["vs_" + REFERENCE] = {"reference": ref.variant, "reference_backbones": ref.pair,
                                     "auc_diff": bs["diff"], "auc_diff_ci": bs["diff_ci"],
                                     "p_ttest": tt["p"], "t": tt["t"], "n_folds": tt["n_folds"], "p_bootstrap": bs["p"]}
-        c.metrics = m
+            if repetitions:
+                m["vs_" + REFERENCE]["n_repetitions"] = len(all_reps)
+        if repetitions:
+            m["seeds"] = over_seeds([x.metrics for x in mine])
+            m["repetitions"] = [{"seed": rs[c.task].folds.seed, "train_seed": x.config.train.seed,
+                                 **{key: v for key, v in x.metrics.items() if key not in ("label_names", "n_documents")}}
+                                for x, (_, rs) in zip(mine, all_reps)]
+        if group_by is not None:
+            values = [group_by[1].get(d) for d in s.doc_ids]
+            m["subgroups"] = {"column": group_by[0], **subgroup_aucs(s.y, c.proba, values, s.label_names, seed=seed)}
+            if repetitions:
+                for g, d in m["subgroups"]["groups"].items():
+                    idx = np.asarray([i for i, v in enumerate(values) if v == g])
+                    d["auc_seeds"] = [roc_auc(s.y[idx], x.proba[idx]) for x in mine]
+                    d["auc_seeds_mean"], d["auc_seeds_sd"] = mean_sd(d["auc_seeds"])
         node = out.setdefault(c.task, {}).setdefault(c.variant, {})
         if several_pairs:
             node[c.pair] = m
@@ -289,8 +383,6 @@ def validation_auc(c: Cell) -> float | None:
 
 
 def summarize_folds(s: TaskSetup, proba: np.ndarray) -> list:
-    from .metrics import roc_auc
-
     return [roc_auc(s.y[te], proba[te]) for _, te in s.folds.splits()]
 
 
@@ -359,7 +451,8 @@ def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, see
             "val_auc": list(r.val_auc), "temperature": list(r.temperature), "seconds": time.perf_counter() - t0}
 
 
-def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, progress) -> None:
+def _run_cells(todo: list[Cell], by_rep: list[dict[str, TaskSetup]], data, jobs, device, cache_dir: Path,
+               progress) -> None:
     if not todo:
         return
     cores = os.cpu_count() or 1
@@ -369,7 +462,7 @@ def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, pr
     threads = default_threads(device, jobs)
 
     def args(c: Cell):
-        s = setups[c.task]
+        s = by_rep[c.repetition][c.task]
         d = data[(c.task, c.audio, c.text)]
         return (c.config.to_dict(), d["A"], d["T"], s.y, len(s.label_names), s.folds.test_fold, s.folds.k,
                 s.folds.seed, s.groups, str(device), threads)
@@ -381,7 +474,7 @@ def _run_cells(todo: list[Cell], setups, data, jobs, device, cache_dir: Path, pr
         atomic_write_json(cache_dir / f"{c.key}.json", {"key": c.key, "task": c.task, "audio": c.audio,
                                                         "text": c.text, "variant": c.variant,
                                                         "config": c.config.to_dict(),
-                                                        "doc_ids": setups[c.task].doc_ids, **r})
+                                                        "doc_ids": by_rep[c.repetition][c.task].doc_ids, **r})
 
     if progress is not None:
         progress("train", 0, len(todo))

@@ -115,7 +115,11 @@ def corrected_resampled_ttest(a, b, n_train: float, n_test: float) -> dict:
 
     t = mean(d) / sqrt((1/J + n_test/n_train) * var(d)),  d = a - b over the J folds where both are
     defined, var with ddof=1, J-1 degrees of freedom. The n_test/n_train term corrects for the
-    overlap of training sets between folds, which makes the plain paired t-test far too liberal."""
+    overlap of training sets between folds, which makes the plain paired t-test far too liberal.
+
+    Repeated k-fold (r repetitions with different fold assignments): pass the r x k fold scores
+    concatenated; this is then Bouckaert & Frank's (2004) corrected repeated k-fold t-test,
+    t = mean(d) / sqrt((1/(k r) + n_test/n_train) var(d)) with k r - 1 degrees of freedom."""
     a = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
     b = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
     d = (a - b)[~(np.isnan(a) | np.isnan(b))]
@@ -130,19 +134,31 @@ def corrected_resampled_ttest(a, b, n_train: float, n_test: float) -> dict:
     return {"mean_diff": mean, "t": float(t), "p": p, "n_folds": j}
 
 
+def _repetitions(proba) -> list[np.ndarray]:
+    """(N, C) -> [it]; (R, N, C) or a list of (N, C) (repetitions of a cross-validation) -> the list."""
+    if isinstance(proba, np.ndarray) and proba.ndim == 2:
+        return [np.asarray(proba, dtype=np.float64)]
+    return [np.asarray(p, dtype=np.float64) for p in proba]
+
+
 def paired_bootstrap_test(y, proba_a, proba_b, n_resamples: int = N_BOOTSTRAP, seed: int = 0) -> dict:
     """Two-sided paired bootstrap of AUC(a) - AUC(b) on the same pooled out-of-fold documents.
 
     Both are scored on the same resamples; p = 2 * min(P(diff <= 0), P(diff >= 0)) with the +1
-    correction, so that it is never exactly 0 with a finite number of resamples."""
+    correction, so that it is never exactly 0 with a finite number of resamples.
+
+    proba_a and proba_b may each be a list of (N, C) arrays, one per repetition of the cross-validation
+    (`--seeds`, the same documents): the statistic is then the mean over repetitions of AUC(a) - AUC(b),
+    every repetition scored on the same resampled documents."""
     y = np.asarray(y)
     w = stratified_bootstrap_counts(y, n_resamples, seed)
-    da = auc_weighted(y, np.asarray(proba_a, dtype=np.float64), w)
-    db = auc_weighted(y, np.asarray(proba_b, dtype=np.float64), w)
+    reps_a, reps_b = _repetitions(proba_a), _repetitions(proba_b)
+    da = np.mean([auc_weighted(y, p, w) for p in reps_a], axis=0)
+    db = np.mean([auc_weighted(y, p, w) for p in reps_b], axis=0)
     diff = (da - db)[~(np.isnan(da) | np.isnan(db))]
     r = len(diff)
-    observed = roc_auc(y, proba_a), roc_auc(y, proba_b)
-    obs_diff = None if None in observed else observed[0] - observed[1]
+    observed = [roc_auc(y, p) for p in reps_a], [roc_auc(y, p) for p in reps_b]
+    obs_diff = None if None in observed[0] + observed[1] else float(np.mean(observed[0]) - np.mean(observed[1]))
     p = min(1.0, 2 * min((1 + (diff <= 0).sum()) / (1 + r), (1 + (diff >= 0).sum()) / (1 + r)))
     lo, hi = np.quantile(diff, [(1 - CI_LEVEL) / 2, 1 - (1 - CI_LEVEL) / 2])
     return {"diff": obs_diff, "diff_ci": [float(lo), float(hi)], "p": float(p)}
@@ -225,3 +241,22 @@ def summarize(y, proba, fold_of, n_classes: int, seed: int = 0, n_resamples: int
         "brier": brier_score(y, proba),
         "ece": expected_calibration_error(y, proba),
     }
+
+
+# --- repetitions (`--seeds`) ------------------------------------------------------------------------
+
+def mean_sd(values) -> tuple[float | None, float | None]:
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    return (float(v.mean()) if len(v) else None), (float(v.std(ddof=1)) if len(v) > 1 else None)
+
+
+def over_seeds(summaries: list[dict]) -> dict:
+    """Mean ± sd (ddof=1) over repetitions of the pooled AUC and of the fold-mean AUC.
+
+    `summaries`: one `summarize` result per repetition (each its own fold assignment and initialisation).
+    A repetition whose figure is undefined (None) is left out of that figure's mean and sd."""
+    pooled = [s["auc_pooled"] for s in summaries]
+    means = [s["auc_mean"] for s in summaries]
+    (pm, psd), (mm, msd) = mean_sd(pooled), mean_sd(means)
+    return {"n_seeds": len(summaries), "auc_pooled": pooled, "auc_pooled_mean": pm, "auc_pooled_sd": psd,
+            "auc_mean": means, "auc_mean_mean": mm, "auc_mean_sd": msd}

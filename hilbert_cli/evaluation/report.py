@@ -52,11 +52,11 @@ def auc_table(cells, tasks: list[str], pairs, variants: list[str]):
     values, rows = [], []
     for audio, text in pairs:
         for v in _run_on(by, tasks, f"{audio}+{text}", variants):
-            vals = [by[(t, f"{audio}+{text}", v)].metrics["auc_pooled"] for t in tasks]
+            vals = [headline_auc(by[(t, f"{audio}+{text}", v)].metrics) for t in tasks]
             if several:
                 vals.append(None if None in vals else float(np.mean(vals)))
             values.append(vals)
-            cells_text = [_both(by[(t, f"{audio}+{text}", v)].metrics) for t in tasks]
+            cells_text = [headline(by[(t, f"{audio}+{text}", v)].metrics) for t in tasks]
             rows.append([f"{audio} + {text}", display_name(v), *cells_text, *(_pct(x) for x in vals[len(tasks):])])
     bold = [[False] * len(values[0]) for _ in values]
     for j in range(len(values[0])):
@@ -156,8 +156,9 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
         lines.append(f"- **{t}**: {len(s.y)} documents ({counts}); {s.folds.k} folds, stratified, {grouped}.")
     if warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in warnings]
+    lines += seeds_intro(grid)
     header, rows, bold = auc_table(cells, tasks, pairs, list(variants))
-    lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", BOTH_AUCS + " Best pooled AUC per column in **bold**."]
+    lines += ["", "## AUC (%)", "", _md_table(header, rows, bold), "", auc_caption(cells) + " Best pooled AUC per column in **bold**."]
     ah, ar = ablation_table(cells, tasks, pairs)
     if ar:
         lines += ["", "## Auxiliary-loss ablation (as the paper's Table 4)", "", ABLATION_SELECTION, "", _md_table(ah, ar)]
@@ -202,6 +203,8 @@ def render_markdown(cells, setups, variants, pairs, warnings, grid) -> str:
                                                                 [[n, *row] for n, row in zip(s.label_names, cm)]), ""]
         lines.append(f"![ROC curves of {t}](roc_{_safe(t)}.png)")
     lines += calibration_markdown(cells, tasks, pairs, list(variants))
+    lines += seeds_section(cells, tasks, pairs, list(variants), grid)
+    lines += subgroups_section(cells, tasks, pairs, list(variants), grid)
     return "\n".join(lines) + "\n"
 
 
@@ -287,13 +290,17 @@ def plot_roc(path: Path, task: str, cells, setups, pairs, variants) -> Path:
         plt.close(fig)
 
 
-def write_report(run_dir: Path, cells, setups, metrics, variants: dict, pairs, warnings, grid) -> dict[str, Path]:
-    """Every report file, each written atomically; `variants` maps configuration name -> resolved config."""
+def write_report(run_dir: Path, cells, setups, metrics, variants: dict, pairs, warnings, grid,
+                 repetitions=()) -> dict[str, Path]:
+    """Every report file, each written atomically; `variants` maps configuration name -> resolved config;
+    `repetitions`: (cells, setups) of the further repetitions (--seeds), whose rows folds.csv and
+    oof_predictions.csv also hold."""
     run_dir = Path(run_dir)
+    reps = [(cells, setups), *repetitions]
     files = {
         "metrics": atomic_write_json(run_dir / "metrics.json", metrics),
-        "folds": atomic_write_text(run_dir / "folds.csv", folds_csv(cells, setups)),
-        "oof": atomic_write_text(run_dir / "oof_predictions.csv", oof_csv(cells, setups)),
+        "folds": atomic_write_text(run_dir / "folds.csv", every_seed_csv(folds_csv, reps, grid)),
+        "oof": atomic_write_text(run_dir / "oof_predictions.csv", every_seed_csv(oof_csv, reps, grid)),
         "config": atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(
             {**grid, "warnings": list(warnings), "resolved": {v: cfg.to_dict() for v, cfg in variants.items()}},
             sort_keys=False, allow_unicode=True)),
@@ -378,3 +385,128 @@ def plot_reliability(path: Path, task: str, cells, setups, pairs, variants) -> P
         return atomic_save(path, lambda buf: fig.savefig(buf, format="png", dpi=100))
     finally:
         plt.close(fig)
+
+
+# --- repetitions (--seeds) ---------------------------------------------------------------------------
+
+SEEDS_AUCS = ("Each cell: mean ± sd over the repetitions (--seeds; each its own fold assignment and initialisation) of "
+              "the pooled out-of-fold AUC · of the fold-mean AUC (number of seeds); the mean column averages the pooled "
+              "means.")
+
+
+def _pm(mean, sd, digits: int) -> str:
+    if mean is None:
+        return "–"
+    return f"{100 * mean:.{digits}f} ± " + ("–" if sd is None else f"{100 * sd:.{digits}f}")
+
+
+def headline(m: dict) -> str:
+    """A cell of the AUC table: both AUC summaries (`_both`), or with repetitions their mean ± sd over seeds."""
+    if "seeds" not in m:
+        return _both(m)
+    s = m["seeds"]
+    return (f"{_pm(s['auc_pooled_mean'], s['auc_pooled_sd'], 2)} · {_pm(s['auc_mean_mean'], s['auc_mean_sd'], 1)} "
+            f"({s['n_seeds']} seeds)")
+
+
+def headline_auc(m: dict):
+    """The figure the AUC table ranks (bold) and averages: the pooled AUC, or its mean over repetitions."""
+    return m["seeds"]["auc_pooled_mean"] if "seeds" in m else m["auc_pooled"]
+
+
+def auc_caption(cells) -> str:
+    """The AUC table's caption (terminal and report.md)."""
+    return SEEDS_AUCS if any("seeds" in c.metrics for c in cells) else BOTH_AUCS
+
+
+def seeds_intro(grid) -> list[str]:
+    """report.md lines that say what the repetitions are (nothing without --seeds)."""
+    seeds = grid.get("seeds")
+    if not seeds:
+        return []
+    text = (f"**Repetitions**: the whole cross-validation was run {len(seeds)} times (--seeds {len(seeds)}), "
+            f"repetition r with fold seed {seeds[0]} + r and training seed train.seed + r (with --seed, both are "
+            f"--seed + r; fold seeds {', '.join(map(str, seeds))}). The AUC table gives mean ± sd over repetitions; the "
+            f"per-task details below are of the first repetition (seed {seeds[0]}), except Δ AUC (mean over "
+            "repetitions) and the p-values, which use every repetition: the corrected repeated k-fold t-test "
+            "(Bouckaert & Frank 2004) over all repetitions × folds, and the paired bootstrap of the mean pooled-AUC "
+            "difference. Per-repetition figures: end of this report, metrics.json (`seeds`, `repetitions`), and the "
+            "`seed` column of folds.csv and oof_predictions.csv.")
+    return ["", text]
+
+
+def seeds_section(cells, tasks, pairs, variants, grid) -> list[str]:
+    """report.md: the pooled AUC of every repetition (nothing without --seeds)."""
+    seeds = grid.get("seeds")
+    if not seeds:
+        return []
+    by = {(c.task, c.pair, c.variant): c for c in cells}
+    lines = ["", "## Pooled AUC (%) per repetition", ""]
+    head = ["task", "backbones", "configuration", *[f"seed {s}" for s in seeds], "mean ± sd"]
+    rows = []
+    for t in tasks:
+        for audio, text in pairs:
+            for v in _run_on(by, [t], f"{audio}+{text}", variants):
+                sd = by[(t, f"{audio}+{text}", v)].metrics["seeds"]
+                rows.append([t, f"{audio} + {text}", display_name(v), *(_pct(a) for a in sd["auc_pooled"]),
+                             _pm(sd["auc_pooled_mean"], sd["auc_pooled_sd"], 2)])
+    return lines + [_md_table(head, rows)]
+
+
+def every_seed_csv(make, reps, grid) -> str:
+    """make(cells, setups) for one repetition; with several, every repetition's rows behind a first column `seed`."""
+    if len(reps) == 1:
+        return make(*reps[0])
+    header, rows = None, []
+    for seed, (cells, setups) in zip(grid["seeds"], reps):
+        header, *body = list(csv.reader(io.StringIO(make(cells, setups))))
+        rows += [[seed, *r] for r in body]
+    return _csv(rows, ["seed", *header])
+
+
+# --- subgroups (--group-by) --------------------------------------------------------------------------
+
+def _subgroup_cell(d: dict) -> str:
+    if d["auc"] is None:
+        return "undefined (lacks a class)"
+    lo, hi = d["auc_ci"]
+    text = f"{_pct(d['auc'])} [{_pct(lo)}, {_pct(hi)}]"
+    if "auc_seeds" in d:
+        text += f" · {_pm(d['auc_seeds_mean'], d['auc_seeds_sd'], 1)} over seeds"
+    return text
+
+
+def subgroups_section(cells, tasks, pairs, variants, grid) -> list[str]:
+    """report.md: per task, AUC per subgroup of the --group-by column with its interval, and the largest gap."""
+    column = grid.get("group_by")
+    if column is None:
+        return []
+    by = {(c.task, c.pair, c.variant): c for c in cells}
+    seeds = grid.get("seeds")
+    note = ("Each subgroup's AUC is the task AUC of its own out-of-fold predictions"
+            f"{f' (first repetition, seed {seeds[0]})' if seeds else ''}, with a 95% stratified-bootstrap interval over "
+            "its documents; *undefined* where the subgroup lacks a class. Largest gap: highest minus lowest defined "
+            "subgroup AUC, in points." + (" After ·: mean ± sd of the subgroup's AUC over the repetitions." if seeds else ""))
+    lines = ["", f"## AUC (%) per subgroup of `{column}`", "", note]
+    for t in tasks:
+        for audio, text in pairs:
+            pair = f"{audio}+{text}"
+            ran = _run_on(by, [t], pair, variants)
+            if not ran:
+                continue
+            first = by[(t, pair, ran[0])].metrics["subgroups"]
+            title = f"### {t}" + (f" — {audio} + {text}" if len(pairs) > 1 else "")
+            missing = f" {first['n_missing']} document(s) without a `{column}` value are in no subgroup."                 if first["n_missing"] else ""
+            head = ["configuration"]
+            for g, d in first["groups"].items():
+                counts = ", ".join(f"{n}: {c}" for n, c in d["class_counts"].items())
+                head.append(f"{g} (n = {d['n']}; {counts})")
+            head.append("largest gap")
+            rows = []
+            for v in ran:
+                sg = by[(t, pair, v)].metrics["subgroups"]
+                gap = sg["largest_gap"]
+                rows.append([display_name(v), *(_subgroup_cell(d) for d in sg["groups"].values()),
+                             "–" if gap is None else f"{100 * gap['gap']:.2f} ({gap['high']} − {gap['low']})"])
+            lines += ["", title, ""] + ([missing.strip(), ""] if missing else []) + [_md_table(head, rows)]
+    return lines
