@@ -157,7 +157,9 @@ def segment(
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
     speakers: Optional[str] = typer.Option(None, "--speakers", metavar="NAME[,NAME]",
-                                           help="Model only these speakers' speech (names as the transcripts give them; default: everyone's)."),
+                                           help="Model only these speakers' speech (names as the transcripts or --channels give them; default: everyone's)."),
+    channels: str | None = typer.Option(None, "--channels", metavar="NAME,NAME",
+                                           help="Stereo with one speaker per channel: name the channels, left first; each is transcribed on its own (default: channels averaged)."),
     beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
     asr: str = typer.Option("faster-whisper", "--asr", help="faster-whisper[:NAME_OR_DIR] or openai-whisper:NAME_OR_PT."),
     tier: Optional[str] = typer.Option(None, "--tier", metavar="NAME[,NAME]",
@@ -179,7 +181,7 @@ def segment(
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
-                               speakers=speakers, beam_size=beam_size)
+                               speakers=speakers, beam_size=beam_size, channels=channels)
     ws = Workspace(workspace)
     with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),

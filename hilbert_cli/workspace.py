@@ -33,6 +33,7 @@ class Segment:
     text: str
     source: str  # where the text came from: "transcript", "asr", "transcript+asr-timing", ...
     speaker: str | None = None  # who speaks, when the transcript says (None in workspaces from before speakers)
+    channel: int | None = None  # the recording's channel (0 = left) its audio is taken from; None: all averaged
 
     @property
     def n_words(self) -> int:
