@@ -252,7 +252,7 @@ def _write_words(path: Path, fields: dict, words: list[Word]) -> None:
 def _rounded(words: list[Word], offset: float = 0.0) -> list[Word]:
     """Times shifted by `offset` and rounded to the ms, as the cache stores them (so that a resumed run returns
     exactly what an uninterrupted one does)."""
-    return [Word(round(w.start + offset, 3), round(w.end + offset, 3), w.text) for w in words]
+    return [Word(round(float(w.start) + offset, 3), round(float(w.end) + offset, 3), w.text) for w in words]
 
 
 def transcribe_cached(asr, audio: np.ndarray, audio_sha256: str, cache_dir: str | os.PathLike | None,
