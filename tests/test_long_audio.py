@@ -1,6 +1,7 @@
 """Long recordings: audio read in streamed blocks (the same samples as reading it whole), transcription in
 chunks cut at quiet points, each finished chunk cached so that a killed run resumes after it, and the
 memory load_audio needs for an hour of 44.1-kHz stereo."""
+import itertools
 import json
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_chunks_are_cut_at_quiet_points_and_give_the_words_of_one_pass():
     audio = _bursts()
     bounds = chunk_bounds(audio, chunk_seconds=5.0)
     assert len(bounds) == 5 and bounds[0][0] == 0 and bounds[-1][1] == len(audio)
-    assert all(b - a <= 5 * SAMPLE_RATE for a, b in bounds) and all(x[1] == y[0] for x, y in zip(bounds, bounds[1:]))
+    assert all(b - a <= 5 * SAMPLE_RATE for a, b in bounds) and all(x[1] == y[0] for x, y in itertools.pairwise(bounds))
     for _, cut in bounds[:-1]:
         assert np.abs(audio[cut - 800:cut + 800]).max() < 0.01  # in a pause, not in a burst
     assert chunk_bounds(audio, chunk_seconds=30.0) == [(0, len(audio))]  # short audio: one pass, as before

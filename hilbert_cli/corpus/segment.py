@@ -1,11 +1,13 @@
 """`hilbert segment`: corpus folder -> one SegmentedDoc per document + the manifest, in the workspace.
 
-Per document: load the audio (16 kHz mono), then get timed words from
-  - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR;
+Per document: read the recording's length from its header, then get timed words from
+  - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR (the audio is never decoded);
   - a plain .txt transcript: ASR word timings, with the transcript's words aligned onto them;
   - no transcript: ASR words;
-and cut them with a strategy (cutting.py), never across a change of speaker (each segment keeps its
-`speaker` when the transcript names one). A document's problem becomes one line in the result
+where ASR reads the audio as 16 kHz mono (channels averaged), or with `channels` (--channels) each channel
+on its own, its words carrying the channel's name as speaker. The words are cut with a strategy (cutting.py),
+never across a change of speaker (each segment keeps its `speaker` when the transcript or a channel names
+one, and the `channel` its audio is embedded from). A document's problem becomes one line in the result
 and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
 has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
 ASR runs on `device` (a torch.device from device.resolve_device; None = auto); the device is not part
@@ -211,7 +213,7 @@ def _document_channels(names: list[str] | None, info: AudioInfo, doc: Document, 
         return names
     if info.channels == 1:
         warnings.append(f"{doc.audio.name}: mono, so --channels {','.join(names)} cannot tell its speakers apart; it "
-                        "is transcribed as one channel (with the speakers its transcript names, if any).")
+                        "is segmented as one channel (with the speakers its transcript names, if any).")
         return None
     raise HilbertError(f"{doc.audio.name}: has {info.channels} channels but --channels names {len(names)} "
                        f"({','.join(names)}); give one name per channel, left first, or segment this recording "
