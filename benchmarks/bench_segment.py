@@ -11,12 +11,23 @@ from the demo corpus's sentence banks, with pauses), then times `segment_corpus`
 Real-time factor = audio seconds / wall seconds; the CPU seconds are printed too, since the wall
 time depends on what else the machine is running (see the load average printed first). Target (issue 2): the default ASR path
 >= 20x real time, i.e. a 5-minute interview in <= 15 s on 2 cores.
+
+  python benchmarks/bench_segment.py --long [--asr-minutes 60] [--minutes-list 10,60,180]
+
+Long recordings (issue 12): wall time and peak resident memory of `segment_corpus` on one synthetic recording
+of each length, each run in a fresh process (its own peak RSS, `ru_maxrss`). A recording is a 5-minute
+synthetic interview (eSpeak speech, two voices, pauses) tiled to the length and written as a 44.1-kHz 16-bit
+stereo WAV (the same speech on both channels), so reading it means decoding, mixing down and resampling.
+Lengths up to `--asr-minutes` are transcribed (no transcript: ASR in 10-minute chunks); longer ones get a
+timed .json transcript beside them (no ASR: segmenting then never decodes the audio), and for those
+`load_audio` alone is measured too. Target: peak RSS <= 2.5 GB for a 3-hour recording.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,10 +73,85 @@ def timed(label: str, seconds: float, fn):
     return result
 
 
+BASE_MINUTES = 5.0  # the interview that long recordings are tiled from
+LONG_RATE = 44100  # Hz, the rate long recordings are written at
+
+
+def write_long(folder: Path, minutes: float, with_transcript: bool) -> float:
+    """One `minutes`-long recording in `folder` (and its timed transcript); returns its length in seconds."""
+    import soxr
+
+    audio, cues = make_interview(BASE_MINUTES * 60)
+    base = len(audio) / SAMPLE_RATE
+    tile = (soxr.resample(audio, SAMPLE_RATE, LONG_RATE, quality="HQ") * 32767).astype(np.int16)
+    tile = np.stack([tile, tile], axis=1)
+    n = max(1, round(minutes * 60 / base))
+    folder.mkdir()
+    with sf.SoundFile(folder / "L01.wav", "w", LONG_RATE, 2, subtype="PCM_16") as f:
+        for _ in range(n):
+            f.write(tile)
+    if with_transcript:
+        (folder / "L01.json").write_text(json.dumps(
+            [dict(c, start=round(c["start"] + k * base, 3), end=round(c["end"] + k * base, 3))
+             for k in range(n) for c in cues]))
+    return n * base
+
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from hilbert_cli.corpus.audio import load_audio
+from hilbert_cli.corpus.segment import SegmentSettings, segment_corpus
+from hilbert_cli.workspace import Workspace
+what, folder, ws = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+wall, cpu = time.perf_counter(), time.process_time()
+if what == "segment":
+    r = segment_corpus(folder, Workspace(ws), SegmentSettings())
+    assert not r.failed, r.problems
+    extra = {"segments": r.n_segments, "source": r.documents[0].source}
+else:
+    extra = {"samples": len(load_audio(folder / "L01.wav"))}
+print(json.dumps(dict(extra, wall=time.perf_counter() - wall, cpu=time.process_time() - cpu,
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+"""
+
+
+def measure(what: str, folder: Path, ws: Path) -> dict:
+    """Run `what` ("segment" or "load_audio") on `folder` in a fresh process: its wall, CPU and peak RSS."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, "-c", CHILD, what, str(folder), str(ws)], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def long_recordings(minutes_list: list[float], asr_minutes: float) -> None:
+    print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; 44.1-kHz 16-bit stereo WAV, "
+          f"tiled from a {BASE_MINUTES:g}-minute synthetic interview")
+    for minutes in minutes_list:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            asr = minutes <= asr_minutes
+            seconds = write_long(tmp / "c", minutes, with_transcript=not asr)
+            runs = [("segment", "ASR, no transcript" if asr else "timed .json transcript, no ASR")]
+            runs += [] if asr else [("load_audio", "load_audio alone (16 kHz mono float32)")]
+            for what, label in runs:
+                r = measure(what, tmp / "c", tmp / "ws")
+                print(f"{seconds / 60:6.1f} min  {label:<40} {r['wall']:8.1f} s wall {r['cpu']:8.1f} s cpu "
+                      f"{seconds / r['wall']:6.1f}x real time   peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB", flush=True)
+    print("target: peak RSS <= 2.5 GB for a 3-hour recording")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--long", action="store_true", help="wall time and peak memory on long recordings instead")
+    ap.add_argument("--minutes-list", default="10,60,180", help="--long: recording lengths in minutes")
+    ap.add_argument("--asr-minutes", type=float, default=60.0,
+                    help="--long: transcribe recordings up to this long; longer ones get a timed transcript")
     args = ap.parse_args()
+    if args.long:
+        long_recordings([float(m) for m in args.minutes_list.split(",")], args.asr_minutes)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         audio, cues = make_interview(args.minutes * 60)

@@ -157,8 +157,10 @@ def segment(
     min_seconds: float = typer.Option(1.0, "--min-seconds", help="Recordings shorter than this (seconds) are reported as too short, not transcribed."),
     replace: bool = typer.Option(False, "--replace", help="Replace another corpus already segmented in the workspace."),
     speakers: Optional[str] = typer.Option(None, "--speakers", metavar="NAME[,NAME]",
-                                           help="Model only these speakers' speech (names as the transcripts give them; default: everyone's). "
+                                           help="Model only these speakers' speech (names as the transcripts or --channels give them; default: everyone's). "
                                                 "With --diarize, 'participant' is the voice with the most speech in each recording."),
+    channels: str | None = typer.Option(None, "--channels", metavar="NAME,NAME",
+                                           help="Stereo with one speaker per channel: name the channels, left first; each is transcribed on its own (default: channels averaged)."),
     diarize: bool = typer.Option(False, "--diarize", help="Recordings whose transcript names no speaker: find the speakers by offline diarization (needs the optional extra: pip install 'hilbert-cli\\[diarize]')."),
     num_speakers: int = typer.Option(2, "--num-speakers", help="--diarize: at most this many voices per recording (voices too alike are merged)."),
     beam_size: int = typer.Option(1, "--beam-size", help="ASR beam width (1 = greedy); decoding is deterministic (temperature 0) either way."),
@@ -182,7 +184,8 @@ def segment(
 
     torch_device = resolve_device(device, param="--device")  # a device that is not there stops here, before any work
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
-                               speakers=speakers, beam_size=beam_size, diarize=diarize, num_speakers=num_speakers)
+                               speakers=speakers, beam_size=beam_size, channels=channels, diarize=diarize,
+                               num_speakers=num_speakers)
     ws = Workspace(workspace)
     with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),

@@ -4,7 +4,8 @@ Layout
     .lock                       held by the command using the workspace (its pid inside)
     corpus.json                 manifest written by `segment`: documents, labels, tasks, settings
     segments/<doc_id>.json      one SegmentedDoc per document
-    transcripts/<key>.json      ASR cache (word timings), keyed by audio hash + ASR model
+    transcripts/<key>.json      ASR cache (word timings), keyed by audio hash + channel + ASR model
+    transcripts/<key>.parts/    the finished chunks of a long recording still being transcribed
     embeddings/...              content-addressed vector cache (see embed.py)
     runs/<name>/                evaluation reports
 Every file is written atomically (atomic.py), so an interrupted command leaves it consistent.
@@ -33,6 +34,7 @@ class Segment:
     text: str
     source: str  # where the text came from: "transcript", "asr", "transcript+asr-timing", ...
     speaker: str | None = None  # who speaks, when the transcript says (None in workspaces from before speakers)
+    channel: int | None = None  # the recording's channel (0 = left) its audio is taken from; None: all averaged
 
     @property
     def n_words(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -40,6 +41,12 @@ TEMPERATURE = 0.0
 # Silero VAD (bundled with faster-whisper) drops silences over 2 s before decoding: Whisper
 # otherwise "hears" words in long pauses, which clinical interviews have; it costs ~1% of the time.
 VAD_FILTER = True
+# Long recordings are transcribed in chunks of 10 minutes: faster-whisper computes the log-mel features of all
+# the audio it is given at once (about 6 GB for 3 hours), and a finished chunk is cached, so an interrupted
+# transcription resumes there. Chunks end at the quietest 0.1 s of the last 30 s before the 10-minute mark.
+CHUNK_SECONDS = 600.0
+CUT_SEARCH_SECONDS = 30.0
+CUT_FRAME_SECONDS = 0.1
 
 
 @dataclass
@@ -197,26 +204,91 @@ def load_asr(spec: str = DEFAULT_ASR, allow_download: bool = False, *, device: O
                            beam_size=beam_size)
 
 
-def cache_path(cache_dir: str | os.PathLike, audio_sha256: str, identity: str) -> Path:
-    key = hashlib.sha256(f"{identity}|decode{DECODE_VERSION}".encode()).hexdigest()[:12]
+def chunk_bounds(audio: np.ndarray, chunk_seconds: float = CHUNK_SECONDS) -> list[tuple[int, int]]:
+    """[start, end) sample bounds of the chunks a recording is transcribed in: one chunk when it is at most
+    `chunk_seconds` long; otherwise each chunk ends at the quietest CUT_FRAME_SECONDS (least energy, the first
+    one on a tie) in the last CUT_SEARCH_SECONDS (at most a quarter of a chunk) before its nominal end, so that
+    no word is cut in two. Depends only on the audio, so a resumed run cuts where the first run did."""
+    size, n = round(chunk_seconds * SAMPLE_RATE), len(audio)
+    frame = int(CUT_FRAME_SECONDS * SAMPLE_RATE)
+    search = max(frame, min(int(CUT_SEARCH_SECONDS * SAMPLE_RATE), size // 4) // frame * frame)
+    bounds, start = [], 0
+    while n - start > size:
+        lo = start + size - search
+        energy = np.square(audio[lo:lo + search].reshape(-1, frame), dtype=np.float64).sum(axis=1)
+        cut = lo + int(np.argmin(energy)) * frame + frame // 2
+        bounds.append((start, cut))
+        start = cut
+    return bounds + [(start, n)]
+
+
+def cache_path(cache_dir: str | os.PathLike, audio_sha256: str, identity: str, channel: int | None = None,
+               chunk_seconds: float | None = None) -> Path:
+    """Where the words of one recording (one `channel` of it, or all averaged: None) by one model live. A recording
+    transcribed in chunks of `chunk_seconds` has its own key (its words are not those of one pass)."""
+    extra = ("" if channel is None else f"|channel{channel}") + ("" if chunk_seconds is None else f"|chunks{chunk_seconds:g}")
+    key = hashlib.sha256(f"{identity}|decode{DECODE_VERSION}{extra}".encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{audio_sha256[:24]}-{key}.json"
 
 
-def transcribe_cached(asr, audio: np.ndarray, audio_sha256: str, cache_dir: str | os.PathLike,
-                      progress: ProgressFn | None = None) -> tuple[list[Word], bool]:
-    """Words for `audio`, from the cache when this audio was transcribed by this model before.
-    Returns (words, cached)."""
-    path = cache_path(cache_dir, audio_sha256, asr.identity)
-    if path.is_file():
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-            if d.get("audio_sha256") == audio_sha256 and d.get("asr") == asr.identity:
-                return [Word(*w) for w in d["words"]], True
-        except (json.JSONDecodeError, KeyError, TypeError):
-            pass  # a damaged cache entry is simply redone
-    words = asr.transcribe(audio, progress)
-    atomic_write_json(path, {
-        "audio_sha256": audio_sha256, "asr": asr.identity, "decode_version": DECODE_VERSION,
-        "words": [[round(w.start, 3), round(w.end, 3), w.text] for w in words],
-    })
+def _read_words(path: Path, expect: dict) -> list[Word] | None:
+    """The words of a cache file whose fields match `expect`, or None (absent or damaged: redone)."""
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if all(d.get(k) == v for k, v in expect.items()):
+            return [Word(*w) for w in d["words"]]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        pass  # a damaged cache entry is simply redone
+    return None
+
+
+def _write_words(path: Path, fields: dict, words: list[Word]) -> None:
+    atomic_write_json(path, dict(fields, decode_version=DECODE_VERSION,
+                                 words=[[w.start, w.end, w.text] for w in words]))
+
+
+def _rounded(words: list[Word], offset: float = 0.0) -> list[Word]:
+    """Times shifted by `offset` and rounded to the ms, as the cache stores them (so that a resumed run returns
+    exactly what an uninterrupted one does)."""
+    return [Word(round(float(w.start) + offset, 3), round(float(w.end) + offset, 3), w.text) for w in words]
+
+
+def transcribe_cached(asr, audio: np.ndarray, audio_sha256: str, cache_dir: str | os.PathLike | None,
+                      progress: ProgressFn | None = None, *, channel: int | None = None,
+                      chunk_seconds: float = CHUNK_SECONDS) -> tuple[list[Word], bool]:
+    """Words for `audio` (channel `channel` of the recording whose sha256 is `audio_sha256`, or all channels
+    averaged: None), from the cache when this audio was transcribed by this model before. Returns (words, cached).
+
+    Audio longer than `chunk_seconds` is transcribed chunk by chunk (`chunk_bounds`): the engine never holds
+    more than one chunk's features, and each finished chunk's words are kept in the cache (a `.parts` folder
+    beside the entry), so a run killed mid-recording resumes from its last finished chunk. `cache_dir` None:
+    nothing is cached."""
+    bounds = chunk_bounds(audio, chunk_seconds)
+    chunked = len(bounds) > 1
+    fields = {"audio_sha256": audio_sha256, "asr": asr.identity, "channel": channel}
+    path = cache_path(cache_dir, audio_sha256, asr.identity, channel, chunk_seconds if chunked else None) \
+        if cache_dir is not None else None
+    if path is not None:
+        words = _read_words(path, fields if channel is not None else {k: fields[k] for k in ("audio_sha256", "asr")})
+        if words is not None:
+            return words, True
+    parts = path.with_suffix(".parts") if path is not None and chunked else None
+    total, words = max(len(audio), 1), []
+    for a, b in bounds:
+        part = parts / f"{a}-{b}.json" if parts is not None else None
+        got = _read_words(part, dict(fields, start=a, end=b)) if part is not None else None
+        if got is None:
+            scale = (lambda f, a=a, b=b: progress((a + f * (b - a)) / total)) if progress else None
+            got = _rounded(asr.transcribe(audio[a:b], scale), a / SAMPLE_RATE)
+            if part is not None:
+                _write_words(part, dict(fields, start=a, end=b), got)
+        words += got
+        if progress:
+            progress(b / total)
+    if path is not None:
+        _write_words(path, fields, words)
+        if parts is not None:  # the whole entry is written: its parts are no longer needed
+            shutil.rmtree(parts)
     return words, False

@@ -138,6 +138,22 @@ def fixed_spans_by_speaker(words: list[Word], speakers: Sequence[str | None], wi
     return _in_time_order(spans, len(runs))
 
 
+def merge_channels(channel_words: Sequence[list[Word]], names: Sequence[str]) -> tuple[list[Word], list[str]]:
+    """The words of several channels (one speaker each) as one sequence, with each word's speaker: each channel's
+    words are grouped into turns (a pause of FULL_PAUSE or more ends one) and the turns are put in order of their
+    start (the left channel first on a tie). A turn is never interleaved with another speaker's words, so a
+    backchannel ("mm-hmm") said over a turn cuts it once at most, instead of chopping it word by word."""
+    turns = []
+    for k, words in enumerate(channel_words):
+        i = 0
+        for j in range(1, len(words) + 1):
+            if j == len(words) or words[j].start - words[j - 1].end >= FULL_PAUSE:
+                turns.append((words[i].start, k, words[i:j]))
+                i = j
+    turns.sort(key=lambda t: (t[0], t[1]))
+    return [w for _, _, ws in turns for w in ws], [names[k] for _, k, ws in turns for _ in ws]
+
+
 def cue_spans_with_speaker(cues: list[Cue]):
     """`cue_spans` with each cue's speaker (cues are never merged)."""
     return [(s, e, t, c.speaker) for (s, e, t), c in zip(cue_spans(cues), cues)]

@@ -1,12 +1,14 @@
 """`hilbert segment`: corpus folder -> one SegmentedDoc per document + the manifest, in the workspace.
 
-Per document: load the audio (16 kHz mono), then get timed words from
-  - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR;
+Per document: read the recording's length from its header, then get timed words from
+  - a timed transcript (.srt/.vtt/.TextGrid/.json): its cues, no ASR (the audio is never decoded);
   - a plain .txt transcript: ASR word timings, with the transcript's words aligned onto them;
   - no transcript: ASR words;
-and cut them with a strategy (cutting.py), never across a change of speaker (each segment keeps its
-`speaker` when the transcript names one; with `diarize`, a document whose transcript names nobody gets its
-speakers from offline diarization, diarize.py). A document's problem becomes one line in the result
+where ASR reads the audio as 16 kHz mono (channels averaged), or with `channels` (--channels) each channel
+on its own, its words carrying the channel's name as speaker. The words are cut with a strategy (cutting.py),
+never across a change of speaker (each segment keeps its `speaker` when the transcript or a channel names
+one, and the `channel` its audio is embedded from; with `diarize`, a document whose transcript names nobody
+gets its speakers from offline diarization, diarize.py). A document's problem becomes one line in the result
 and the rest of the corpus goes on. Re-running resumes: a document whose segment file already
 has the same audio hash, transcript hash and settings is not redone, and ASR output is cached.
 ASR runs on `device` (a torch.device from device.resolve_device; None = auto); the device is not part
@@ -14,6 +16,7 @@ of the settings, so a document segmented on a GPU is resumed on the CPU and back
 """
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -25,7 +28,7 @@ from . import cutting
 from ..atomic import check_writable_dir, describe_os_error
 from .align import align_words
 from .asr import BEAM_SIZE, DEFAULT_ASR, check_beam, load_asr, transcribe_cached
-from .audio import SAMPLE_RATE, file_sha256, load_audio
+from .audio import AudioInfo, audio_info, file_sha256, load_audio
 from ..device import resolve_device
 from .diarize import (DEFAULT_DIARIZER, DIARIZERS, NUM_SPEAKERS, PARTICIPANT, diarize_cached, load_diarizer,
                       most_speech, speakers_of)
@@ -60,10 +63,12 @@ class SegmentSettings:
     beam_size: int = BEAM_SIZE  # ASR beam width (1 = greedy); decoding is at temperature 0 whatever the beam
     diarize: str | None = None  # diarizer (True = the default) for documents whose transcript names no speaker
     num_speakers: int = NUM_SPEAKERS  # diarization: at most this many voices per recording
+    channels: list[str] | None = None  # one speaker per channel, left first (None: the channels are averaged)
 
     def __post_init__(self):
         self.tier = _name_list(self.tier)
         self.speakers = _name_list(self.speakers)
+        self.channels = _channel_names(self.channels)
         self.diarize = DEFAULT_DIARIZER if self.diarize is True else (self.diarize or None)
         if self.diarize is not None and self.diarize not in DIARIZERS:
             raise HilbertError(f"--diarize: unknown diarizer {self.diarize!r}; choose one of {', '.join(DIARIZERS)}.")
@@ -89,13 +94,35 @@ class SegmentSettings:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _split_names(names) -> list[str]:
+    """The names in "a,b" or ["a", "b"], stripped (an empty one stays, as "")."""
+    parts = names.split(",") if isinstance(names, str) else [p for x in names for p in str(x).split(",")]
+    return [p.strip() for p in parts]
+
+
 def _name_list(names) -> list[str] | None:
     """A list of names (tiers, speakers) from "a,b", ["a", "b"] or None; None when no name is left."""
     if names is None:
         return None
-    parts = names.split(",") if isinstance(names, str) else [p for x in names for p in str(x).split(",")]
-    out = [p.strip() for p in parts if p.strip()]
-    return out or None
+    return [p for p in _split_names(names) if p] or None
+
+
+def _channel_names(names) -> list[str] | None:
+    """The channel names of --channels, checked: one non-empty name per channel, no name twice (without case)."""
+    if names is None:
+        return None
+    out = _split_names(names)
+    given = names if isinstance(names, str) else ",".join(map(str, names))
+    if not all(out):
+        raise HilbertError(f"--channels: an empty channel name in {given!r}; give one name per channel, left first, "
+                           "e.g. --channels interviewer,participant.")
+    seen = set()
+    for n in out:
+        if n.casefold() in seen:
+            raise HilbertError(f"--channels: {n!r} is given twice (names are compared without case); give each "
+                               "channel its own name, left first, e.g. --channels interviewer,participant.")
+        seen.add(n.casefold())
+    return out
 
 
 @dataclass
@@ -166,10 +193,9 @@ class _Transcriber:
         self.engine = engine if engine is not None else load_asr(spec, allow_download, device=device, threads=threads,
                                                                  beam_size=beam_size)
 
-    def words(self, audio, sha, cache_dir, progress):
-        if cache_dir is None:
-            return self.engine.transcribe(audio, progress), False
-        return transcribe_cached(self.engine, audio, sha, cache_dir, progress)
+    def words(self, audio, sha, cache_dir, progress, channel: int | None = None):
+        """(words, cached) of `audio` (channel `channel` of the recording, None = averaged); cache_dir None: no cache."""
+        return transcribe_cached(self.engine, audio, sha, cache_dir, progress, channel=channel)
 
 
 def _timed_cues(transcript, duration: float, name: str):
@@ -194,12 +220,66 @@ def _spans(strategy: str, settings: SegmentSettings, words, speakers, cue_ends, 
     return cutting.auto_spans_by_speaker(words, speakers, settings.target_words, settings.max_seconds, cue_ends)
 
 
+def _document_channels(names: list[str] | None, info: AudioInfo, doc: Document, warnings: list[str]):
+    """The channel names that apply to this recording: --channels when it has that many channels; None (its
+    channels averaged, as without --channels) for a mono recording, with a warning; a problem otherwise."""
+    if names is None or info.channels == len(names):
+        return names
+    if info.channels == 1:
+        warnings.append(f"{doc.audio.name}: mono, so --channels {','.join(names)} cannot tell its speakers apart; it "
+                        "is segmented as one channel (with the speakers its transcript names, if any).")
+        return None
+    raise HilbertError(f"{doc.audio.name}: has {info.channels} channels but --channels names {len(names)} "
+                       f"({','.join(names)}); give one name per channel, left first, or segment this recording "
+                       "in a corpus of its own.")
+
+
+def _asr_words(doc: Document, names: list[str] | None, info: AudioInfo, asr: _Transcriber, cache_dir, sha: str,
+               progress: Callable[[float], None]):
+    """(words, speakers, asr state): of each named channel transcribed on its own (each cached on its own) and
+    merged by turns, or of the channels averaged (names None). One channel's audio is held at a time."""
+    channels = list(range(info.channels)) if names and info.channels > 1 else [None]
+    heard, cached = [], []
+    for i, channel in enumerate(channels):
+        audio = load_audio(doc.audio, channel=channel)
+        words, was_cached = asr.words(audio, sha, cache_dir, lambda f, i=i: progress((i + f) / len(channels)), channel)
+        del audio  # before the next channel is read
+        heard.append(words)
+        cached.append(was_cached)
+    state = "cached" if all(cached) else "ran"
+    if not names:
+        return heard[0], [None] * len(heard[0]), state
+    if len(channels) == 1:  # a mono recording with one name
+        return heard[0], [names[0]] * len(heard[0]), state
+    words, speakers = cutting.merge_channels(heard, names)
+    return words, speakers, state
+
+
+def _speakers_by_time(words, heard, heard_speakers) -> list:
+    """The speaker of the heard word nearest each of `words` (by their middles)."""
+    order = sorted(range(len(heard)), key=lambda i: heard[i].start + heard[i].end)
+    mids = [(heard[i].start + heard[i].end) / 2 for i in order]
+    out = []
+    for w in words:
+        m = (w.start + w.end) / 2
+        j = bisect.bisect_left(mids, m)
+        near = min((k for k in (j - 1, j) if 0 <= k < len(mids)), key=lambda k: abs(mids[k] - m), default=None)
+        out.append(None if near is None else heard_speakers[order[near]])
+    return out
+
+
 def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, cache_dir, sha: str,
                  progress: Callable[[float], None], diarizer=None):
     """-> (SegmentedDoc, warnings, asr state). Raises HilbertError for a problem with this document.
-    `diarizer` (diarize.load_diarizer) is needed when settings.diarize is set."""
-    audio = load_audio(doc.audio)
-    duration = len(audio) / SAMPLE_RATE
+    `diarizer` (diarize.load_diarizer) is needed when settings.diarize is set.
+
+    With --channels, each channel of the recording is transcribed on its own and its words carry the channel's
+    name as speaker. A timed transcript wins over channels (its cues and speakers are used, no ASR); a plain
+    transcript's words are aligned to the channels' merged words and keep the transcript's speakers when it names
+    them, else take the channel of the heard word nearest each. A segment whose speaker names a channel records
+    that channel, and `embed` takes its audio from that channel alone."""
+    info = audio_info(doc.audio)
+    duration = info.duration
     if duration < settings.min_seconds:
         raise HilbertError(
             f"{doc.audio.name}: too short ({duration:.2f} s, under the {settings.min_seconds:g} s minimum) to hold "
@@ -207,17 +287,21 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
         )
     transcript = read_transcript(doc.transcript, tier=settings.tier) if doc.transcript else None
     warnings, asr_state, cues = list(transcript.warnings) if transcript else [], "none", None
+    names = _document_channels(settings.channels, info, doc, warnings)
     if transcript is not None and transcript.timed:
         cues = _timed_cues(transcript, duration, doc.transcript.name)
         words, cue_ends = cutting.cue_words(cues)
         speakers = cutting.cue_word_speakers(cues)
         source = "transcript"
     else:
-        words, cached = asr.words(audio, sha, cache_dir, progress)
-        asr_state, cue_ends = ("cached" if cached else "ran"), set()
-        speakers = [None] * len(words)
+        words, speakers, asr_state = _asr_words(doc, names, info, asr, cache_dir, sha, progress)
+        cue_ends = set()
         if transcript is not None:
-            aligned = align_words(transcript.words, words, duration)
+            heard, heard_speakers = words, speakers
+            if names:  # the channels' words in time order, as the transcript runs
+                order = sorted(range(len(words)), key=lambda i: (words[i].start, words[i].end))
+                heard, heard_speakers = [words[i] for i in order], [speakers[i] for i in order]
+            aligned = align_words(transcript.words, heard, duration)
             if aligned.match_rate < LOW_MATCH or aligned.gaps:
                 where = ", ".join(f"{g.n_words} words at {_clock(g.start)}-{_clock(g.end)}" for g in aligned.gaps[:MAX_GAPS_SHOWN])
                 more = f" and {len(aligned.gaps) - MAX_GAPS_SHOWN} more" if len(aligned.gaps) > MAX_GAPS_SHOWN else ""
@@ -228,15 +312,17 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
                        else "; check the audio there.")
                 )
             words, source = aligned.words, "transcript+asr-timing"
-            if len(transcript.word_speakers) == len(words):  # one aligned word per transcript word
-                speakers = transcript.word_speakers
+            if len(transcript.word_speakers) == len(words) and (any(transcript.word_speakers) or not names):
+                speakers = transcript.word_speakers  # one aligned word per transcript word
+            else:
+                speakers = _speakers_by_time(words, heard, heard_speakers)
         else:
             source = "asr"
     if not words:
         raise HilbertError(f"{doc.audio.name}: no speech found in {duration:.1f} s of audio; check the recording and its transcript.")
     diarized = False
     if settings.diarize and not any(speakers):  # a transcript that names its speakers is never diarized
-        turns = diarize_cached(diarizer, audio, sha, cache_dir, settings.num_speakers)
+        turns = diarize_cached(diarizer, load_audio(doc.audio), sha, cache_dir, settings.num_speakers)
         if turns:
             speakers, diarized = speakers_of(turns, [(w.start, w.end) for w in words]), True
             if cues is not None:
@@ -250,7 +336,9 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
     for s, e, _, speaker in spans:
         speech[speaker or ""] = round(speech.get(speaker or "", 0.0) + min(e, duration) - s, 3)
     spans, participant = _chosen_speakers(spans, settings, doc, warnings, speech if diarized else None)
-    segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source, speaker)
+    channel_of = {n.casefold(): k for k, n in enumerate(names)} if names and info.channels > 1 else {}
+    segments = [Segment(doc.doc_id, i, round(s, 3), round(min(e, duration), 3), text, source, speaker,
+                        channel_of.get((speaker or "").casefold()))
                 for i, (s, e, text, speaker) in enumerate(spans)]
     doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc), diarized=diarized,
                         participant=participant)

@@ -129,14 +129,17 @@ class _Slot:
 
 
 def _audio_key(doc: SegmentedDoc) -> str:
-    return _digest({"audio_sha256": doc.audio_sha256, "spans": [[f"{s.start:.6f}", f"{s.end:.6f}"] for s in doc.segments]})
+    key = {"audio_sha256": doc.audio_sha256, "spans": [[f"{s.start:.6f}", f"{s.end:.6f}"] for s in doc.segments]}
+    if any(s.channel is not None for s in doc.segments):  # audio from single channels (--channels); else as before
+        key["channels"] = [s.channel for s in doc.segments]
+    return _digest(key)
 
 
 def _text_key(doc: SegmentedDoc) -> str:
     return _digest({"texts": [s.text for s in doc.segments]})
 
 
-def _load_doc_audio(doc: SegmentedDoc) -> np.ndarray:
+def _check_doc_audio(doc: SegmentedDoc) -> Path:
     path = Path(doc.audio_path)
     if not path.is_file():
         raise HilbertError(f"{path}: the audio of document {doc.doc_id!r} is missing; restore it or re-run `hilbert segment DIR`.")
@@ -144,7 +147,27 @@ def _load_doc_audio(doc: SegmentedDoc) -> np.ndarray:
         raise HilbertError(
             f"{path}: the audio changed since it was segmented; re-run `hilbert segment DIR` so segments match the audio."
         )
-    return load_audio(path)
+    return path
+
+
+def _embed_doc_audio(encoder, doc: SegmentedDoc, layer: int | None, pooling: str) -> tuple[np.ndarray, float]:
+    """(one audio vector per segment, seconds of audio read): each segment's audio is its channel's (--channels) or
+    all channels averaged; one channel's audio is held at a time."""
+    path = _check_doc_audio(doc)
+    by_channel: dict[int | None, list[int]] = {}
+    for i, s in enumerate(doc.segments):
+        by_channel.setdefault(s.channel, []).append(i)
+    out, seconds = None, 0.0
+    for channel, rows in (by_channel or {None: []}).items():
+        wav = load_audio(path, channel=channel)
+        vectors = encoder.embed_segments(wav, [(doc.segments[i].start, doc.segments[i].end) for i in rows],
+                                         layer=layer, pooling=pooling)
+        seconds += len(wav) / encoders.SAMPLE_RATE
+        del wav
+        if out is None:
+            out = np.zeros((len(doc.segments), vectors.shape[1]), np.float32)
+        out[rows] = vectors
+    return out, seconds
 
 
 # --- the one code path -----------------------------------------------------------------------------
@@ -175,11 +198,10 @@ def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path
     todo = [d for d in docs if d.doc_id not in A]
     a_enc = encoders.load_encoder(a_res, device=device, threads=threads) if todo else None  # nothing to do: no model is loaded
     for i, doc in enumerate(todo):
-        wav = _load_doc_audio(doc)
-        spans = [(s.start, s.end) for s in doc.segments]
-        A[doc.doc_id] = a_slot.write(_audio_key(doc), a_enc.embed_segments(wav, spans, layer=layer, pooling=pooling))
+        vectors, seconds = _embed_doc_audio(a_enc, doc, layer, pooling)
+        A[doc.doc_id] = a_slot.write(_audio_key(doc), vectors)
         stats["audio_computed"] += 1
-        stats["audio_seconds"] += len(wav) / encoders.SAMPLE_RATE
+        stats["audio_seconds"] += seconds
         if progress:
             progress(AUDIO, i + 1, len(todo))
 

@@ -112,16 +112,18 @@ class _WhisperWindows(AudioEncoder):
 
     def frames(self, audio, layer=None):
         n_windows = max(1, math.ceil(len(audio) / WHISPER_WINDOW_SAMPLES))
-        out = []
+        frames = None  # filled in place: a long document's frames are held once, never twice while joined
         for first in range(0, n_windows, WHISPER_WINDOW_BATCH):
             batch = []
             for w in range(first, min(first + WHISPER_WINDOW_BATCH, n_windows)):
                 window = audio[w * WHISPER_WINDOW_SAMPLES:(w + 1) * WHISPER_WINDOW_SAMPLES]
                 window = np.pad(window, (0, WHISPER_WINDOW_SAMPLES - len(window)))
                 batch.append(self.window_features(window))
-            out.append(self.encode_windows(np.stack(batch).astype(np.float32), layer))
+            out = self.encode_windows(np.stack(batch).astype(np.float32), layer)  # (windows, frames, d)
+            if frames is None:
+                frames = np.empty((n_windows * out.shape[1], out.shape[2]), np.float32)
+            frames[first * out.shape[1]:(first + len(batch)) * out.shape[1]] = out.reshape(-1, out.shape[2])
             self.calls += 1
-        frames = np.concatenate(out).reshape(-1, out[0].shape[-1])
         return frames[: max(1, math.ceil(len(audio) / SAMPLE_RATE * self.frame_rate))]
 
 
