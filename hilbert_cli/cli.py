@@ -215,6 +215,10 @@ def segment(
     if picked:
         console.print("participant (the voice with the most speech): " + ", ".join(picked), highlight=False,
                       soft_wrap=True)
+    if result.mono:
+        shown = ", ".join(result.mono[:8]) + (", ..." if len(result.mono) > 8 else "")
+        console.print(f"--channels: {len(result.mono)} mono recording(s) segmented as one channel ({shown}); their "
+                      "speakers are those their transcripts name, if any.", highlight=False, soft_wrap=True)
     resumed = sum(d.status == "resumed" for d in result.documents)
     if resumed:
         console.print(f"{resumed} document(s) already segmented with these settings were kept.")

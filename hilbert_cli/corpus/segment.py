@@ -147,6 +147,7 @@ class DocStats:
     speech: dict = field(default_factory=dict)  # speaker ("" = unnamed) -> seconds of speech, before --speakers
     participant: str | None = None  # `--speakers participant` on a diarized document: the speaker it picked
     diarized: bool = False  # its speakers came from diarization (speaker1, speaker2, ... named per document)
+    mono: bool = False  # --channels was given but the recording is mono: segmented as one channel
 
 
 @dataclass
@@ -161,6 +162,11 @@ class SegmentResult:
     @property
     def failed(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def mono(self) -> list[str]:
+        """Documents segmented as one channel although --channels was given (mono recordings)."""
+        return [d.doc_id for d in self.documents if d.mono]
 
     @property
     def n_segments(self) -> int:
@@ -220,14 +226,13 @@ def _spans(strategy: str, settings: SegmentSettings, words, speakers, cue_ends, 
     return cutting.auto_spans_by_speaker(words, speakers, settings.target_words, settings.max_seconds, cue_ends)
 
 
-def _document_channels(names: list[str] | None, info: AudioInfo, doc: Document, warnings: list[str]):
+def _document_channels(names: list[str] | None, info: AudioInfo, doc: Document):
     """The channel names that apply to this recording: --channels when it has that many channels; None (its
-    channels averaged, as without --channels) for a mono recording, with a warning; a problem otherwise."""
+    channels averaged, as without --channels) for a mono recording (SegmentResult.mono lists those, and the
+    summary names them in one line); a problem otherwise."""
     if names is None or info.channels == len(names):
         return names
     if info.channels == 1:
-        warnings.append(f"{doc.audio.name}: mono, so --channels {','.join(names)} cannot tell its speakers apart; it "
-                        "is segmented as one channel (with the speakers its transcript names, if any).")
         return None
     raise HilbertError(f"{doc.audio.name}: has {info.channels} channels but --channels names {len(names)} "
                        f"({','.join(names)}); give one name per channel, left first, or segment this recording "
@@ -287,7 +292,7 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
         )
     transcript = read_transcript(doc.transcript, tier=settings.tier) if doc.transcript else None
     warnings, asr_state, cues = list(transcript.warnings) if transcript else [], "none", None
-    names = _document_channels(settings.channels, info, doc, warnings)
+    names = _document_channels(settings.channels, info, doc)
     if transcript is not None and transcript.timed:
         cues = _timed_cues(transcript, duration, doc.transcript.name)
         words, cue_ends = cutting.cue_words(cues)
@@ -341,7 +346,7 @@ def _segment_one(doc: Document, settings: SegmentSettings, asr: _Transcriber, ca
                         channel_of.get((speaker or "").casefold()))
                 for i, (s, e, text, speaker) in enumerate(spans)]
     doc_settings = dict(asdict(settings), strategy_used=strategy, **_transcript_key(doc), diarized=diarized,
-                        participant=participant)
+                        participant=participant, mono=bool(settings.channels) and info.channels == 1)
     seg_doc = SegmentedDoc(doc.doc_id, str(Path(doc.audio).resolve()), sha, round(duration, 3), segments, doc_settings,
                            speech)
     progress(1.0)
@@ -388,7 +393,7 @@ def _stats(d: SegmentedDoc, status: str, asr: str) -> DocStats:
                     sum(s.end - s.start for s in d.segments), d.duration,
                     d.segments[0].source if d.segments else "-", status, asr,
                     d.settings.get("strategy_used", d.settings.get("strategy", "?")), dict(d.speech),
-                    d.settings.get("participant"), bool(d.settings.get("diarized")))
+                    d.settings.get("participant"), bool(d.settings.get("diarized")), bool(d.settings.get("mono")))
 
 
 def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings) -> SegmentedDoc | None:
