@@ -134,6 +134,14 @@ class RayEngine:
         self.cpus, self.gpus = cpus_per_worker, gpus_per_worker
         self.threads = max(1, math.floor(cpus_per_worker)) if cpus_per_worker >= 1 else 1
         self._started = False
+        # Ray sets a worker's OMP_NUM_THREADS to its CPUs, and CTranslate2's int8 products (Whisper) differ with it:
+        # the workers get this process's value (unset: its cores, libgomp's default), so their vectors are the
+        # local engine's bit for bit
+        from .device import _usable_cores
+
+        omp = os.environ.get("OMP_NUM_THREADS") or str(_usable_cores())
+        self.options = {"num_cpus": cpus_per_worker, "num_gpus": gpus_per_worker,
+                        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": omp}}}
         self.actors: list = []  # the actors of the running map_documents (their pid(): the kill test)
 
     # -- lifecycle --
@@ -144,7 +152,7 @@ class RayEngine:
 
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING)
+                         logging_level=logging.ERROR)
             except ConnectionError as e:
                 raise HilbertError(f"--ray-address {self.address or os.environ.get('RAY_ADDRESS', '')}: cannot connect "
                                    f"to a Ray cluster there ({' '.join(str(e).split())[:200]}); start it with `ray "
@@ -188,8 +196,7 @@ class RayEngine:
         if not items:
             return
         ray = self._connect()
-        Actor = ray.remote(_Worker).options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=MAX_RESTARTS,
-                                            max_task_retries=MAX_RETRIES)
+        Actor = ray.remote(_Worker).options(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RETRIES, **self.options)
         self.actors = [Actor.remote(factory, self.threads) for _ in range(self._n_workers(len(items)))]
         pending, idle, todo = {}, list(self.actors), list(range(len(items)))
         try:
@@ -218,7 +225,7 @@ class RayEngine:
 
     def call(self, fn, *args):
         ray = self._connect()
-        task = ray.remote(_threaded).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=MAX_RETRIES)
+        task = ray.remote(_threaded).options(max_retries=MAX_RETRIES, **self.options)
         try:
             return ray.get(task.remote(self.threads, fn, *args))
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
@@ -230,7 +237,7 @@ class RayEngine:
         if not arg_tuples:
             return
         ray = self._connect()
-        task = ray.remote(_threaded).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=MAX_RETRIES)
+        task = ray.remote(_threaded).options(max_retries=MAX_RETRIES, **self.options)
         pending = {task.remote(self.threads, fn, *args): i for i, args in enumerate(arg_tuples)}
         try:
             while pending:
