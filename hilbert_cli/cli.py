@@ -36,9 +36,30 @@ DeviceOpt = typer.Option(
     "auto", "--device", help="auto (a CUDA GPU when there is one, else CPU), cpu, cuda, cuda:N or mps.",
 )
 
+EngineOpt = typer.Option("local", "--engine", help="local (this machine; evaluate: --jobs processes) or ray (documents, or grid cells, on Ray workers; needs the optional extra: pip install 'hilbert-cli\\[ray]').")
+RayAddressOpt = typer.Option(None, "--ray-address", help="--engine ray: the Ray cluster to use (e.g. 10.0.0.1:6379; default RAY_ADDRESS, else a Ray started on this machine).")
+WorkersOpt = typer.Option(None, "--workers", help="--engine ray: workers holding a model (default: as many as the cluster's CPUs and GPUs hold).")
+CpusPerWorkerOpt = typer.Option(1.0, "--cpus-per-worker", help="--engine ray: CPUs each worker (or grid cell) asks Ray for; its torch threads.")
+GpusPerWorkerOpt = typer.Option(0.0, "--gpus-per-worker", help="--engine ray: GPUs each worker (or grid cell) asks Ray for; above 0, its models run on its GPU.")
+
+
+def _engine(name: str, address: Optional[str], workers: Optional[int], cpus: float, gpus: float, device: str):
+    """The engine of --engine and its options (engine.make_engine); with Ray, the workers' device follows
+    --gpus-per-worker, so --device is for the local engine."""
+    from .engine import make_engine
+
+    engine = make_engine(name, address=address, workers=workers, cpus_per_worker=cpus, gpus_per_worker=gpus)
+    if engine.name != "local" and device.strip().lower() != "auto":
+        raise HilbertError(f"--device {device}: with --engine {engine.name} the workers' device follows "
+                           "--gpus-per-worker (a GPU each when above 0, else the CPU); leave --device out.")
+    return engine
+
 
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: a message's brackets are text (pip install 'hilbert-cli[ray]'), not markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -169,6 +190,11 @@ def segment(
                                        help="TextGrids: read these tiers, one speaker each (default: each speaker's word tier, never a phone tier)."),
     allow_download: bool = AllowDownloadOpt,
     device: str = DeviceOpt,
+    engine: str = EngineOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    workers: Optional[int] = WorkersOpt,
+    cpus_per_worker: float = CpusPerWorkerOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
     """Cut every recording of a corpus into segments (transcribing audio that has no timed transcript).
@@ -186,8 +212,9 @@ def segment(
     settings = SegmentSettings(strategy, target_words, max_seconds, window, asr, min_seconds=min_seconds, tier=tier,
                                speakers=speakers, beam_size=beam_size, channels=channels, diarize=diarize,
                                num_speakers=num_speakers)
+    runner = _engine(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, device)
     ws = Workspace(workspace)
-    with ws.lock("segment"), Progress(TextColumn("{task.description}"), BarColumn(),
+    with ws.lock("segment"), runner, Progress(TextColumn("{task.description}"), BarColumn(),
                                       TextColumn("{task.completed:.1f}/{task.total} documents"),
                                       TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("segmenting", total=None)
@@ -196,7 +223,7 @@ def segment(
             bar.update(task, total=p.n_docs, completed=p.doc_index + p.fraction, description=p.doc_id)
 
         result = segment_corpus(corpus, ws, settings, allow_download=allow_download, progress=on_progress,
-                                device=torch_device, replace=replace)
+                                device=torch_device, replace=replace, engine=runner)
 
     table = Table(title=f"segments in {result.workspace}")
     for col in ("documents", "segments", "mean words / segment", "mean seconds / segment", "left out"):
@@ -239,6 +266,11 @@ def embed(
     pooling: str = typer.Option("mean", "--pooling", help="Pooling of encoder frames inside a segment: mean or mean+std."),
     allow_download: bool = AllowDownloadOpt,
     device: str = DeviceOpt,
+    engine: str = EngineOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    workers: Optional[int] = WorkersOpt,
+    cpus_per_worker: float = CpusPerWorkerOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
     """Embed every segment with a frozen audio and text encoder; vectors are cached, so re-running costs nothing.
@@ -252,12 +284,13 @@ def embed(
     from .workspace import Workspace
 
     torch_device = resolve_device(device, param="--device")
+    runner = _engine(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, device)
     ws = Workspace(workspace)
-    with ws.lock("embed"), _progress() as bar:
+    with ws.lock("embed"), runner, _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: f"{stage} ({audio if stage == 'audio' else text}): "
                                                      f"{'documents' if stage == 'audio' else 'segments'}")
         r = embed_corpus(ws, audio, text, layer=layer, pooling=pooling, allow_download=allow_download, progress=on_progress,
-                         device=torch_device)
+                         device=torch_device, engine=runner)
 
     table = Table(title=f"embeddings in {ws.embeddings_dir}")
     for col in ("documents", "segments", "audio: computed / cached", "text: computed / cached", "dims (audio, text)", "time"):
@@ -377,6 +410,11 @@ def evaluate(
     config_file: Optional[Path] = typer.Option(None, "--config-file", help="YAML file with hyperparameters (model:, loss:, train:), as for `hilbert train --config`."),
     name: Optional[str] = typer.Option(None, "--name", help="Report folder name under runs/ in the workspace (default: date and time)."),
     device: str = DeviceOpt,
+    engine: str = EngineOpt,
+    ray_address: Optional[str] = RayAddressOpt,
+    workers: Optional[int] = WorkersOpt,
+    cpus_per_worker: float = CpusPerWorkerOpt,
+    gpus_per_worker: float = GpusPerWorkerOpt,
     allow_download: bool = AllowDownloadOpt,
     workspace: Optional[Path] = WorkspaceOpt,
 ):
@@ -403,12 +441,13 @@ def evaluate(
         _fail(f"--name {name!r}: give a plain folder name (no slashes, not starting with a dot).")
     over = {"train.seed": seed, "train.calibrate": calibrate}
     base = load_config(config_file, over) if config_file is not None or any(v is not None for v in over.values()) else None
+    runner = _engine(engine, ray_address, workers, cpus_per_worker, gpus_per_worker, device)
     ws = Workspace(workspace)
-    with ws.lock("evaluate"), _progress() as bar:
+    with ws.lock("evaluate"), runner, _progress() as bar:
         on_progress = _stage_bars(bar, lambda stage: "cross-validate grid cells" if stage == "train" else f"embed {stage}")
         r = run_evaluation(ws, task, configs, audio, text, k=folds, seed=seed or 0, ablations=ablation,
                            config=base, run_name=name, jobs=jobs, allow_download=allow_download, device=torch_device,
-                           progress=on_progress, seeds=seeds, group_by=group_by)
+                           progress=on_progress, seeds=seeds, group_by=group_by, engine=runner)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     header, rows, bold = auc_table(r.cells, r.tasks, r.pairs, r.variants)
@@ -523,7 +562,9 @@ def main() -> None:
     try:
         app()
     except HilbertError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -17,6 +17,7 @@ of the settings, so a document segmented on a GPU is resumed on the CPU and back
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from .align import align_words
 from .asr import BEAM_SIZE, DEFAULT_ASR, check_beam, load_asr, transcribe_cached
 from .audio import AudioInfo, audio_info, file_sha256, load_audio
 from ..device import resolve_device
+from ..engine import LocalEngine
 from .diarize import (DEFAULT_DIARIZER, DIARIZERS, NUM_SPEAKERS, PARTICIPANT, diarize_cached, load_diarizer,
                       most_speech, speakers_of)
 from .reading import Document, read_corpus
@@ -410,12 +412,27 @@ def _resumable(ws: Workspace, doc: Document, sha: str, settings: SegmentSettings
     return old if same and old.duration >= settings.min_seconds else None
 
 
+def _segmenter(settings: SegmentSettings, allow_download: bool, device, threads: Optional[int]):
+    """A worker's state (engine.map_documents): the ASR model (weights loaded on first use) and the diarizer."""
+    asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads, beam_size=settings.beam_size)
+    diarizer = load_diarizer(settings.diarize, device=resolve_device(device), threads=threads) if settings.diarize else None
+    return asr, diarizer
+
+
+def _segment_job(state, item, report, *, settings: SegmentSettings, cache_dir):
+    """One document on a worker holding `state` (_segmenter): (SegmentedDoc, warnings, asr state)."""
+    (asr, diarizer), (doc, sha) = state, item
+    return _segment_one(doc, settings, asr, cache_dir, sha, report, diarizer)
+
+
 def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings: SegmentSettings,
                    allow_download: bool = False, progress: Callable[[Progress], None] | None = None, *,
                    device: Optional[torch.device] = None, threads: Optional[int] = None,
-                   replace: bool = False) -> SegmentResult:
+                   replace: bool = False, engine=None) -> SegmentResult:
     """Segment every document of the corpus into the workspace, running ASR on `device` (None = auto) with
-    `threads` CPU threads (None = device.default_threads).
+    `threads` CPU threads (None = device.default_threads), on `engine` (engine.make_engine; None = local): with
+    Ray, the documents to do run on its workers, each holding the ASR model once; each result is written here
+    as it arrives, and the ASR cache by the worker (the workspace on a filesystem every node shares).
 
     A workspace belongs to one corpus: segmenting another corpus into it raises HilbertError unless `replace`.
     A corpus that was moved (its old folder is gone, its documents are here) is the same corpus: documents
@@ -431,40 +448,64 @@ def segment_corpus(corpus_dir: str | os.PathLike, workspace: Workspace, settings
     check_writable_dir(workspace.root, "--workspace")  # before any ASR: a workspace that cannot be written stops here
     if not replace:
         _check_same_corpus(workspace, root, corpus.documents)
-    asr = _Transcriber(settings.asr, allow_download, device=device, threads=threads, beam_size=settings.beam_size)
-    diarizer = load_diarizer(settings.diarize, device=device, threads=threads) if settings.diarize else None
-    problems, warnings, stats, documents = list(corpus.problems), [], [], {}
+    engine = engine if engine is not None else LocalEngine()
+    problems, warnings = list(corpus.problems), []
     if not corpus.has_labels:
         warnings.append(f"{corpus.root}: no labels.csv, so the documents have no labels; add one before `hilbert train`.")
     n = len(corpus.documents)
+    done: dict[int, tuple] = {}  # corpus position -> (DocStats, SegmentedDoc, warnings) or (None, None, problem)
+
+    def report(k: int, f: float) -> None:
+        if progress:
+            progress(Progress(corpus.documents[k].doc_id, k, n, f))
+
+    def failed(k: int, e: BaseException) -> None:
+        if isinstance(e, OutputError):
+            raise e  # the workspace cannot be written: every later document would fail the same way
+        line = str(e) if isinstance(e, HilbertError) else describe_os_error(e, corpus.documents[k].audio, "cannot read it")
+        done[k] = (None, None, line)  # e.g. the recording cannot be opened (permissions)
+
+    todo = []  # (corpus position, document, its audio's sha256)
     for k, doc in enumerate(corpus.documents):
-        report = (lambda f, k=k, doc=doc: progress(Progress(doc.doc_id, k, n, f))) if progress else (lambda f: None)
-        report(0.0)
+        report(k, 0.0)
         try:
             sha = file_sha256(doc.audio)
             seg_doc = _resumable(workspace, doc, sha, settings)
-            if seg_doc is not None:
-                here = str(Path(doc.audio).resolve())
-                if seg_doc.audio_path != here:  # the corpus moved: same audio (by content), new path
-                    seg_doc.audio_path = here
-                    workspace.write_doc(seg_doc)
-                stats.append(_stats(seg_doc, "resumed", "none"))
-                report(1.0)
-            else:
-                seg_doc, doc_warnings, asr_state = _segment_one(doc, settings, asr, workspace.transcripts_dir, sha, report,
-                                                                diarizer)
-                warnings += doc_warnings
+            if seg_doc is None:
+                todo.append((k, doc, sha))
+                continue
+            here = str(Path(doc.audio).resolve())
+            if seg_doc.audio_path != here:  # the corpus moved: same audio (by content), new path
+                seg_doc.audio_path = here
                 workspace.write_doc(seg_doc)
-                stats.append(_stats(seg_doc, "segmented", asr_state))
-        except OutputError:
-            raise  # the workspace cannot be written: every later document would fail the same way
-        except HilbertError as e:
-            problems.append(str(e))
+            done[k] = (_stats(seg_doc, "resumed", "none"), seg_doc, [])
+            report(k, 1.0)
+        except (HilbertError, OSError) as e:
+            failed(k, e)
+
+    on = engine.worker_device(device)
+    threads = threads if threads is not None else engine.threads
+    factory = functools.partial(_segmenter, settings, allow_download, on, threads)
+    job = functools.partial(_segment_job, settings=settings, cache_dir=workspace.transcripts_dir)
+    for i, result, error in engine.map_documents(factory, job, [(doc, sha) for _, doc, sha in todo],
+                                                 progress=lambda i, f: report(todo[i][0], f)):
+        k = todo[i][0]
+        if error is not None:
+            failed(k, error)
             continue
-        except OSError as e:  # e.g. the recording cannot be opened (permissions)
-            problems.append(describe_os_error(e, doc.audio, "cannot read it"))
+        seg_doc, doc_warnings, asr_state = result
+        workspace.write_doc(seg_doc)  # as each document finishes: kept if the run stops later
+        done[k] = (_stats(seg_doc, "segmented", asr_state), seg_doc, doc_warnings)
+
+    stats, documents = [], {}
+    for k, doc in enumerate(corpus.documents):  # in corpus order, whichever worker finished first
+        doc_stats, seg_doc, notes = done[k]
+        if doc_stats is None:
+            problems.append(notes)
             continue
-        documents[doc.doc_id] = {"audio": seg_doc.audio_path, "audio_sha256": sha,
+        warnings += notes
+        stats.append(doc_stats)
+        documents[doc.doc_id] = {"audio": seg_doc.audio_path, "audio_sha256": seg_doc.audio_sha256,
                                  "subject": doc.subject, "labels": doc.labels}
     fell_back = [d.doc_id for d in stats if d.strategy != settings.strategy]
     if fell_back:

@@ -179,14 +179,21 @@ def evaluate(
     config: Optional[HilbertConfig] = None, run_name: Optional[str] = None, jobs: Optional[int] = None,
     allow_download: bool = False, device=None,
     progress: Optional[Callable[[str, int, int], None]] = None, seeds: int = 1, group_by: str | None = None,
+    engine=None,
 ) -> EvalResult:
     """Cross-validate every cell of the grid (reusing kept cells) and write the report.
 
     seeds: repetitions of the whole cross-validation, repetition r with fold seed `seed + r` and training seed
     `train.seed + r`; the report gives mean ± sd over them, and the paired tests use all of them.
     group_by: a label column of labels.csv that is not a task: AUC per subgroup of its values (subgroups.py).
-    `progress(stage, done, total)` is called for embedding stages and for trained cells ("train")."""
+    `progress(stage, done, total)` is called for embedding stages and for trained cells ("train").
+    engine: where the cells train (engine.make_engine; None = local, in `jobs` processes): with Ray, each cell is a
+    Ray task; either way a cell is kept as it finishes and the report is made from the kept cells. Features
+    missing from the cache are embedded here, locally (`hilbert embed --engine ray` first for a large corpus)."""
     t0 = time.perf_counter()
+    if engine is not None and engine.name != "local" and jobs is not None:
+        raise HilbertError(f"--jobs: the local engine's number of processes; with --engine {engine.name} each cell is "
+                           "a task of --cpus-per-worker CPUs, so leave --jobs out.", param="--jobs")
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise HilbertError(f"--seeds: give the number of repetitions, a whole number of at least 1 (got {seeds!r}).",
                            param="--seeds")
@@ -247,7 +254,7 @@ def evaluate(
         if _load_cell(cache_dir / f"{c.key}.json", c, s):
             continue
         todo.setdefault(c.key, c)  # identical cells (e.g. hilbert and its full ablation) train once
-    _run_cells(list(todo.values()), by_rep, data, jobs, dev, cache_dir, progress)
+    _run_cells(list(todo.values()), by_rep, data, jobs, dev, cache_dir, progress, engine)
     for c in itertools.chain.from_iterable(reps):
         if c.key in todo:
             if not _load_cell(cache_dir / f"{c.key}.json", c, by_rep[c.repetition][c.task]):
@@ -452,14 +459,18 @@ def _cell_job(config_dict: dict, A, T, y, n_classes: int, test_fold, k: int, see
 
 
 def _run_cells(todo: list[Cell], by_rep: list[dict[str, TaskSetup]], data, jobs, device, cache_dir: Path,
-               progress) -> None:
+               progress, engine=None) -> None:
     if not todo:
         return
-    cores = os.cpu_count() or 1
-    jobs = min(len(todo), jobs or (cores if device.type == "cpu" else 1))  # one process per GPU by default
-    if jobs < 1:
-        raise HilbertError(f"--jobs: must be at least 1, got {jobs}.")
-    threads = default_threads(device, jobs)
+    remote = engine is not None and engine.name != "local"
+    if remote:  # each cell a task of the engine's workers, on their device with their threads
+        device, threads = engine.worker_device(device), engine.threads
+    else:
+        cores = os.cpu_count() or 1
+        jobs = min(len(todo), jobs or (cores if device.type == "cpu" else 1))  # one process per GPU by default
+        if jobs < 1:
+            raise HilbertError(f"--jobs: must be at least 1, got {jobs}.")
+        threads = default_threads(device, jobs)
 
     def args(c: Cell):
         s = by_rep[c.repetition][c.task]
@@ -478,6 +489,12 @@ def _run_cells(todo: list[Cell], by_rep: list[dict[str, TaskSetup]], data, jobs,
 
     if progress is not None:
         progress("train", 0, len(todo))
+    if remote:
+        for n_done, (i, result) in enumerate(engine.run_tasks(_cell_job, [args(c) for c in todo]), 1):
+            store(todo[i], result)
+            if progress is not None:
+                progress("train", n_done, len(todo))
+        return
     if jobs == 1:
         for i, c in enumerate(todo):
             store(c, _cell_job(*args(c)))

@@ -20,6 +20,7 @@ path as `hilbert embed`, so a missing embedding is computed on demand.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -36,6 +37,7 @@ from . import encoders
 from ..atomic import atomic_save, check_writable_dir
 from ..corpus.audio import load_audio, file_sha256
 from ..device import resolve_device
+from ..engine import LocalEngine
 from .backbones import (AUDIO, DEFAULT_AUDIO, DEFAULT_TEXT, TEXT, ResolvedBackbone, backbone_fingerprint,
                         check_layer, resolve_backbone)
 from ..errors import HilbertError
@@ -174,8 +176,9 @@ def _embed_doc_audio(encoder, doc: SegmentedDoc, layer: int | None, pooling: str
 
 def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path, layer: int | None, pooling: str,
                 allow_download: bool, progress: Progress | None, device: Optional[torch.device] = None,
-                threads: Optional[int] = None):
-    """Vectors for `docs` from the cache, computing (and caching) what is missing, with encoders on `device`.
+                threads: Optional[int] = None, engine=None):
+    """Vectors for `docs` from the cache, computing (and caching) what is missing, with encoders on `device`, on
+    `engine` (engine.py; None = local): documents' audio on its workers, the corpus's texts in one call on one.
     Returns (vectors, stats)."""
     device = resolve_device(device)
     if pooling not in encoders.POOLINGS:
@@ -195,40 +198,58 @@ def _embed_docs(docs: list[SegmentedDoc], audio: str, text: str, cache_dir: Path
             if vectors is not None:
                 store[doc.doc_id] = vectors
 
-    todo = [d for d in docs if d.doc_id not in A]
-    a_enc = encoders.load_encoder(a_res, device=device, threads=threads) if todo else None  # nothing to do: no model is loaded
-    for i, doc in enumerate(todo):
-        vectors, seconds = _embed_doc_audio(a_enc, doc, layer, pooling)
-        A[doc.doc_id] = a_slot.write(_audio_key(doc), vectors)
+    engine = engine if engine is not None else LocalEngine()
+    threads = threads if threads is not None else engine.threads
+    on = engine.worker_device(device)
+    todo = [d for d in docs if d.doc_id not in A]  # nothing to do: no model is loaded
+    factory = functools.partial(encoders.load_encoder, a_res, device=on, threads=threads)
+    job = functools.partial(_audio_job, layer=layer, pooling=pooling)
+    for n_done, (i, result, error) in enumerate(engine.map_documents(factory, job, todo), 1):
+        if error is not None:
+            raise error
+        doc, (vectors, seconds) = todo[i], result
+        A[doc.doc_id] = a_slot.write(_audio_key(doc), vectors)  # as each document finishes: kept if the run stops
         stats["audio_computed"] += 1
         stats["audio_seconds"] += seconds
         if progress:
-            progress(AUDIO, i + 1, len(todo))
+            progress(AUDIO, n_done, len(todo))
 
     todo = [d for d in docs if d.doc_id not in T]
-    t_enc = encoders.load_encoder(t_res, device=device, threads=threads) if todo else None
-    if todo:  # all texts of the corpus in one call: sentence-transformers batches them by length
+    t_dim = 0
+    if todo:  # all texts of the corpus in one call (on one worker): sentence-transformers batches them by length
         texts = [s.text for d in todo for s in d.segments]
-        vectors = t_enc.embed_texts(texts)
+        vectors, t_dim = engine.call(_text_job, t_res, on, threads, texts)
         start = 0
         for doc in todo:
             n = len(doc.segments)
-            T[doc.doc_id] = t_slot.write(_text_key(doc), vectors[start:start + n].reshape(n, t_enc.dimension))
+            T[doc.doc_id] = t_slot.write(_text_key(doc), vectors[start:start + n].reshape(n, t_dim))
             start += n
             stats["text_computed"] += 1
         if progress:
             progress(TEXT, len(texts), len(texts))
 
-    stats["audio_dim"] = _width(A, a_enc)
-    stats["text_dim"] = _width(T, t_enc)
+    stats["audio_dim"] = _width(A)
+    stats["text_dim"] = _width(T, t_dim)
     return {d.doc_id: (A[d.doc_id], T[d.doc_id]) for d in docs}, stats
 
 
-def _width(vectors: dict, encoder) -> int:
+def _audio_job(encoder, doc: SegmentedDoc, report, *, layer: int | None, pooling: str) -> tuple[np.ndarray, float]:
+    """One document's audio vectors on a worker holding `encoder` (engine.map_documents)."""
+    return _embed_doc_audio(encoder, doc, layer, pooling)
+
+
+def _text_job(resolved: ResolvedBackbone, device, threads: Optional[int], texts: list[str]) -> tuple[np.ndarray, int]:
+    """(the vectors of `texts`, the encoder's width), the text encoder loaded for this call (engine.call)."""
+    encoder = encoders.load_encoder(resolved, device=device, threads=threads)
+    return encoder.embed_texts(texts), encoder.dimension
+
+
+def _width(vectors: dict, fallback: int = 0) -> int:
+    """The vectors' width: of a document with segments, else of any (an empty document's (0, d)), else `fallback`."""
     for v in vectors.values():
         if v.shape[0]:
             return int(v.shape[1])
-    return int(getattr(encoder, "dimension", 0) or 0)
+    return next((int(v.shape[1]) for v in vectors.values() if v.ndim == 2 and v.shape[1]), int(fallback or 0))
 
 
 def _load_docs(workspace: Workspace, doc_ids) -> list[SegmentedDoc]:
@@ -248,14 +269,16 @@ def _load_docs(workspace: Workspace, doc_ids) -> list[SegmentedDoc]:
 def embed_corpus(workspace: Workspace, audio: str = DEFAULT_AUDIO, text: str = DEFAULT_TEXT, *, doc_ids=None,
                  layer: int | None = None, pooling: str = "mean", allow_download: bool = False,
                  progress: Progress | None = None, device: Optional[torch.device] = None,
-                 threads: Optional[int] = None) -> EmbedResult:
+                 threads: Optional[int] = None, engine=None) -> EmbedResult:
     """Embed every segmented document of the workspace (or `doc_ids`), filling the cache; encoders run on
-    `device` (None = auto) with `threads` CTranslate2 CPU threads (None = device.default_threads)."""
+    `device` (None = auto) with `threads` CTranslate2 CPU threads (None = device.default_threads), on `engine`
+    (engine.make_engine; None = local): with Ray, documents run on its workers, each holding the encoder once,
+    and their vectors are written here into the same cache as they finish."""
     t0 = time.perf_counter()
     check_writable_dir(workspace.embeddings_dir, "--workspace", label=workspace.root)  # before any encoder runs
     docs = _load_docs(workspace, doc_ids)
     vectors, stats = _embed_docs(docs, audio, text, workspace.embeddings_dir, layer, pooling, allow_download, progress,
-                                 device, threads)
+                                 device, threads, engine)
     return EmbedResult(
         audio_backbone=audio, text_backbone=text, docs=len(docs), segments=sum(len(d.segments) for d in docs),
         audio_computed=stats["audio_computed"], audio_cached=len(docs) - stats["audio_computed"],
