@@ -69,6 +69,28 @@ def run_configuration(name: str, A: list, T: list, y: np.ndarray, n_classes: int
     return cross_val_predict(config, A, T, np.asarray(y), n_classes, folds).proba
 
 
+def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs: int | None,
+                      overrides: dict | None = None) -> dict:
+    """Fit `name` on every fold but fold 0 and explain fold 0's documents (HilbertClassifier.explain): the joint
+    attention's mass on the label-carrying segments (task.needles) as a multiple of their uniform share, and the
+    share of documents with a label-carrying segment among their 3 highest-occlusion segments."""
+    from hilbert_cli import HilbertClassifier
+
+    fit, test = np.flatnonzero(test_fold != 0), np.flatnonzero(test_fold == 0)
+    pick = lambda xs, idx: [xs[i] for i in idx]  # noqa: E731
+    clf = HilbertClassifier(name, {"train.epochs": epochs, **(overrides or {})}, device="cpu", seed=seed)
+    clf.fit(pick(task.A, fit), pick(task.T, fit), np.asarray(task.y)[fit])
+    ex = clf.explain(pick(task.A, test), pick(task.T, test))
+    carry = [i for i in range(len(test)) if task.needles[test[i]].any()]
+    hits = [task.needles[test[i]][np.argsort(-ex[i]["occlusion"])[:3]].any() for i in carry]
+    out = {"occlusion_top3": float(np.mean(hits)), "documents": len(carry)}
+    if "alpha_j" in ex[0]:
+        share = np.mean([task.needles[test[i]].mean() for i in carry])
+        mass = np.mean([ex[i]["alpha_j"][task.needles[test[i]]].sum() for i in carry])
+        out["attention_ratio"] = float(mass / share)
+    return out
+
+
 # --- baselines ---------------------------------------------------------------------------------------
 
 def logistic_oof(X: np.ndarray, y: np.ndarray, test_fold: np.ndarray, seed: int, C: float | None) -> np.ndarray:
@@ -114,6 +136,8 @@ def run_task(task_name: str, seed: int, args, configs: list[str], overrides: dic
     t0 = time.perf_counter()
     if args.mean_ratio is not None:
         sizes = {**sizes, "mean_ratio": args.mean_ratio}
+    if args.strength != 1.0:
+        sizes = {**sizes, "strength": args.strength}
     task = make_task(task_name, seed=seed, **sizes)
     test_fold = make_folds(task.y, args.folds, seed)
     rows = [{"task": task_name, "seed": seed, "method": "make_task", "auc": None, "seconds": time.perf_counter() - t0}]
@@ -133,6 +157,13 @@ def run_task(task_name: str, seed: int, args, configs: list[str], overrides: dic
     for name in configs:
         record(name, lambda: run_configuration(name, task.A, task.T, task.y, task.n_classes, test_fold, seed,
                                                args.epochs, overrides))
+        if args.explain:
+            t = time.perf_counter()
+            check = explanation_check(name, task, test_fold, seed, args.epochs, overrides)
+            rows.append({"task": task_name, "seed": seed, "method": name, "explain": check, "auc": None,
+                         "seconds": time.perf_counter() - t})
+            print(f"  {task_name:14s} seed {seed}  {name:16s} fold 0 explained: "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in check.items()), flush=True)
     return rows
 
 
@@ -146,8 +177,8 @@ def summarise(rows: list[dict], tasks: list[str], methods: list[str]) -> dict:
                         for s in sorted({r["seed"] for r in rows if r["task"] == t})]
                 summary[t][m] = {"seconds": float(np.mean(secs))}
                 continue
-            aucs = [r["auc"] for r in rows if r["task"] == t and r["method"] == m]
-            secs = [r["seconds"] for r in rows if r["task"] == t and r["method"] == m]
+            aucs = [r["auc"] for r in rows if r["task"] == t and r["method"] == m and r["auc"] is not None]
+            secs = [r["seconds"] for r in rows if r["task"] == t and r["method"] == m and r["auc"] is not None]
             summary[t][m] = {"auc_mean": float(np.mean(aucs)), "auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
                              "n_seeds": len(aucs), "seconds": float(np.mean(secs))}
     return summary
@@ -191,8 +222,13 @@ def main(argv=None):
                     help="extra config override, repeatable (e.g. train.val_fraction=0)")
     ap.add_argument("--mean-ratio", type=float, default=None,
                     help="norm of the tasks' common mean in noise norms (default: tasks.MEAN_RATIO)")
+    ap.add_argument("--strength", type=float, default=1.0,
+                    help="multiplies every mechanism's amplitude (default 1.0: the suite's calibration)")
     ap.add_argument("--lr-c", default=None,
                     help="C of the logistic regressions: 'cv' (nested CV; the default) or a number (--quick: 1.0)")
+    ap.add_argument("--explain", action="store_true",
+                    help="also fit each configuration on folds 1..k-1 and check its explanations of fold 0 "
+                         "(joint attention and occlusion on the label-carrying segments)")
     ap.add_argument("--no-oracle", action="store_true", help="leave out the oracle column")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: small models run fastest on one thread on a busy machine)")
@@ -220,7 +256,8 @@ def main(argv=None):
 
     print(f"tasks {tasks}, seeds {seeds}, configs {configs}, folds {args.folds}, epochs {args.epochs or 'config default'}, "
           f"LR C {args.lr_c}, overrides {overrides or 'none'}{', quick' if args.quick else ''}"
-          f"{'' if args.mean_ratio is None else f', mean ratio {args.mean_ratio}'}", flush=True)
+          f"{'' if args.mean_ratio is None else f', mean ratio {args.mean_ratio}'}"
+          f"{'' if args.strength == 1.0 else f', strength {args.strength}'}", flush=True)
     rows: list[dict] = []
     for t in tasks:
         for s in seeds:

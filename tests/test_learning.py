@@ -44,3 +44,18 @@ def test_order_needs_segment_positions():
     auc, _, _ = _split_fit("hilbert", task, {"loss.losses": [], "model.positions": 4})
     without, _, _ = _split_fit("hilbert", task, {"loss.losses": [], "model.positions": 0})
     assert auc > 0.8 and auc > without + 0.2 and without < 0.65, (auc, without)
+
+
+def test_agreement_needs_the_interaction_pooling():
+    """The label lies only in whether a segment's audio and text directions agree: the rank-r interaction
+    pooling (model.interaction) learns it, the same model without it does not."""
+    task = make_task("agreement", seed=11, strength=3.0, n_docs=240, d_audio=32, d_text=32, segments=(12, 16))
+    y = np.asarray(task.y)
+    fit, test = np.arange(len(y)) < 160, np.arange(len(y)) >= 160
+    pick = lambda xs, m: [xs[i] for i in np.flatnonzero(m)]  # noqa: E731
+    aucs = {}
+    for rank in (8, 0):
+        clf = HilbertClassifier("hilbert", {"train.epochs": 40, "loss.losses": [], "model.interaction": rank},
+                                device="cpu").fit(pick(task.A, fit), pick(task.T, fit), y[fit])
+        aucs[rank] = roc_auc_score(y[test], clf.predict_proba(pick(task.A, test), pick(task.T, test)), multi_class="ovr")
+    assert aucs[8] > 0.6 and aucs[8] > aucs[0] + 0.1, aucs

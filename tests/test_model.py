@@ -15,6 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 DA, DT, C = 12, 10, 3
 SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
+SECOND_ORDER = {"model.interaction": 4, "model.positions": 3}  # both second-order poolings on
 
 
 def small(name="hilbert", **over):
@@ -44,10 +45,10 @@ def test_every_configuration_forward_shapes(name):
         assert "z_j" not in out
 
 
-@pytest.mark.parametrize("name", list(CONFIGURATIONS))
-def test_padding_does_not_change_a_documents_output(name):
+@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER)])
+def test_padding_does_not_change_a_documents_output(name, over):
     torch.manual_seed(1)
-    model = build_model(small(name), DA, DT, C).eval()
+    model = build_model(small(name, **over), DA, DT, C).eval()
     A, T, _ = docs(4)
     with torch.no_grad():
         alone = [model(*pad_batch([a], [t])) for a, t in zip(A, T)]
@@ -67,8 +68,9 @@ def test_padding_does_not_change_a_documents_output(name):
                 assert torch.allclose(w, v[0], atol=1e-5), k
 
 
-def test_fully_masked_document_is_finite():
-    model = build_model(small(), DA, DT, C).eval()
+@pytest.mark.parametrize("over", [{}, SECOND_ORDER])
+def test_fully_masked_document_is_finite(over):
+    model = build_model(small(**over), DA, DT, C).eval()
     A, T, mask = pad_batch(*docs(3)[:2])
     mask[1] = False
     out = model(A, T, mask)
@@ -97,6 +99,14 @@ def test_gradients_finite_for_tiny_and_padded_batches(name, b):
         assert p.grad is None or torch.isfinite(p.grad).all(), name_
 
 
+def test_second_order_options_are_checked():
+    for key, bad in (("model.interaction", -1), ("model.positions", 1.5), ("model.position_rank", 0)):
+        with pytest.raises(HilbertError, match=key.split(".")[1]):
+            small(**{key: bad})
+    model = build_model(small(**SECOND_ORDER), DA, DT, C)
+    assert model.moe.weights[0].shape[-2] == 3 * 16 + 4 + 2 * 3 * 4  # [h_a; h_t; h_j; h_x (r); h_p (rank x 2n)]
+
+
 def test_moe_dense_and_top_k_gates():
     gen = [torch.Generator().manual_seed(3)]
     moe = MoE(1, 6, experts=8, hidden=(32, 32), dropout=0.0)
@@ -120,10 +130,10 @@ def test_moe_dense_and_top_k_gates():
     assert torch.allclose(y3[0], sum(g3[0, :, k:k + 1] * outs[k] for k in range(8)), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["hilbert", "transfer-moe"])
-def test_fold_model_equals_its_folds_alone(name):
+@pytest.mark.parametrize("name, over", [("hilbert", {}), ("transfer-moe", {}), ("hilbert", SECOND_ORDER)])
+def test_fold_model_equals_its_folds_alone(name, over):
     """A model of F folds computes, for each fold, what a one-fold model with that fold's weights computes."""
-    cfg = small(name, **{"model.dropout": 0.0})
+    cfg = small(name, **{"model.dropout": 0.0, **over})
     stacked = build_model(cfg, DA, DT, C, folds=3, seeds=[5, 6, 7]).eval()
     A, T, _ = docs(6)
     Ab, Tb, mask = pad_batch(A, T)

@@ -41,7 +41,9 @@ class ModelConfig:
     top_k: Optional[int] = None  # None = dense softmax gate (paper); k = keep the k largest gates
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
     fusion: str = "residual"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
-    positions: int = 0  # Fourier frequencies of each segment's relative position added to the inputs (0 = none)
+    positions: int = 0  # Fourier frequencies of the position pooling h_p (0 = none; README, "Method")
+    position_rank: int = 4  # content detectors of the position pooling
+    interaction: int = 0  # rank of the aligned audio-text interaction pooling h_x (0 = none; README, "Method")
 
 
 @dataclass
@@ -148,8 +150,11 @@ class HilbertConfig:
         _choice("loss.mi_mode", l.mi_mode, MI_MODES)
         _choice("loss.cka_level", l.cka_level, CKA_LEVELS)
         _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)
-        if not isinstance(m.positions, int) or m.positions < 0:
-            raise ConfigError(f"model.positions: must be an integer >= 0, got {m.positions!r}.", param="model.positions")
+        if not isinstance(m.position_rank, int) or m.position_rank < 1:
+            raise ConfigError(f"model.position_rank: must be an integer >= 1, got {m.position_rank!r}.", param="model.position_rank")
+        for name in ("positions", "interaction"):
+            if not isinstance(getattr(m, name), int) or getattr(m, name) < 0:
+                raise ConfigError(f"model.{name}: must be an integer >= 0, got {getattr(m, name)!r}.", param=f"model.{name}")
         for name in ("min_epochs", "warmup_epochs"):
             if not isinstance(getattr(t, name), int) or getattr(t, name) < 0:
                 raise ConfigError(f"train.{name}: must be an integer >= 0, got {getattr(t, name)!r}.", param=f"train.{name}")
@@ -249,7 +254,9 @@ def _coerce(klass, key: str, value: Any, where: str) -> Any:
             if str(value).lower() in ("false", "no", "off", "0"):
                 return False
             raise ValueError(value)
-        if isinstance(default, int) and not (isinstance(value, float) and not value.is_integer()):
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)  # 1.5 is no count: never truncated
             return int(value)
         return type(default)(value)
     except (TypeError, ValueError):

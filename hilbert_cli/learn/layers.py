@@ -189,6 +189,46 @@ class AttentionPool(FoldModule):
         return (alpha.unsqueeze(-1) * H).sum(-2), alpha
 
 
+class InteractionPool(FoldModule):
+    """Second-order pooling of the aligned audio and text segments (README, "Method": `model.interaction`):
+    u_s = LN(a_s P), v_s = LN(t_s Q) of rank r, h_x = LN(mean_s u_s ⊙ v_s). Each channel is a learned bilinear
+    form aᵀ(p_k q_kᵀ)t of the *same* segment's audio and text, averaged over the document: what neither a
+    pooled modality nor attention across segments can express (the suite's agreement task). Inputs are the raw
+    features with each fold's standardisation applied inside the linear maps, as in `Projection`."""
+
+    def __init__(self, folds: int, d_audio: int, d_text: int, rank: int):
+        super().__init__()
+        self.rank = rank
+        self.audio, self.text = Linear(folds, d_audio, rank), Linear(folds, d_text, rank)
+
+    def forward(self, A, T, mask, audio_stats, text_stats):
+        u = F.layer_norm(self.audio(A, *audio_stats), (self.rank,))
+        v = F.layer_norm(self.text(T, *text_stats), (self.rank,))
+        return F.layer_norm(masked_mean(u * v, mask), (self.rank,))
+
+
+class PositionPool(FoldModule):
+    """Where in the document something is said (README, "Method": `model.positions`): u_s = LN(a_s P + t_s Q) of
+    rank r, h_p = LN(mean_s u_s ⊗ φ(s)) with φ the 2n Fourier features of the segment's relative position
+    (`position_features`). Each entry is a learned content detector weighted by a position profile, averaged
+    over the document: a linear read-out of h_p tells *when* the detected content occurs."""
+
+    def __init__(self, folds: int, d_audio: int, d_text: int, rank: int, n_freq: int):
+        super().__init__()
+        self.rank, self.n_freq = rank, n_freq
+        self.audio, self.text = Linear(folds, d_audio, rank), Linear(folds, d_text, rank, bias=False)
+
+    @property
+    def width(self) -> int:
+        return self.rank * 2 * self.n_freq
+
+    def forward(self, A, T, mask, audio_stats, text_stats):
+        u = F.layer_norm(self.audio(A, *audio_stats) + self.text(T, *text_stats), (self.rank,))
+        phi = position_features(mask, self.n_freq).to(u.dtype) * mask.unsqueeze(-1).to(u.dtype)
+        pooled = torch.einsum("...sr,...sp->...rp", u, phi).flatten(-2) / mask.sum(-1, keepdim=True).clamp_min(1)
+        return F.layer_norm(pooled, (self.width,))
+
+
 class MLP(FoldModule):
     """Linear layers with ReLU + dropout between them (and after the last when `last_activation`)."""
 

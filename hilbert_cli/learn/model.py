@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError, DataError
-from .layers import (AttentionPool, Dropout, EncoderLayer, FoldModule, FoldNoise, LayerNorm, Linear, MLP, MoE,
-                     Projection, Attention, masked_mean, position_features)
+from .layers import (AttentionPool, Dropout, EncoderLayer, FoldModule, FoldNoise, InteractionPool, LayerNorm,
+                     MLP, MoE, PositionPool, Projection, Attention, masked_mean)
 
 if TYPE_CHECKING:
     from .config import HilbertConfig
@@ -90,17 +90,17 @@ class HilbertModel(FoldModel):
     "residual" keeps each modality's own states beside what it attends to in the other,
     [LN(H_a + Z_a→t) ; LN(H_t + Z_t→a)], so the joint sequence keeps segment identity; "aligned" also
     adds the per-segment product H_a ⊙ H_t of the aligned audio and text segment (README, "Method").
-    `model.positions` adds Fourier features of each segment's relative position to both inputs."""
+    Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
+    `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
+    (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors pooled
+    against n Fourier frequencies of the segment's relative position (layers.PositionPool)."""
 
     def __init__(self, config: "HilbertConfig", d_audio: int, d_text: int, n_classes: int, folds: int = 1):
         super().__init__(folds, d_audio, d_text)
         m = config.model
         d, F_ = m.d, folds
         self.fusion = m.fusion
-        self.n_pos = m.positions
         self.proj_a, self.proj_t = Projection(F_, d_audio, d, m.dropout), Projection(F_, d_text, d, m.dropout)
-        if self.n_pos:
-            self.pos = Linear(F_, 2 * self.n_pos, d, bias=False)
         self.enc_a = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.enc_t = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.pool_a, self.pool_t = AttentionPool(F_, d), AttentionPool(F_, d)
@@ -113,15 +113,15 @@ class HilbertModel(FoldModel):
         self.enc_j = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.pool_j = AttentionPool(F_, d)
         self.g = MLP(F_, [d, d, m.d_z], 0.0, last_activation=False)  # shared projector
-        self.moe = MoE(F_, 3 * d, m.experts, m.expert_hidden, m.dropout, m.top_k)
+        self.interaction = InteractionPool(F_, d_audio, d_text, m.interaction) if m.interaction else None
+        self.pos_pool = PositionPool(F_, d_audio, d_text, m.position_rank, m.positions) if m.positions else None
+        extra = m.interaction + (self.pos_pool.width if self.pos_pool is not None else 0)
+        self.moe = MoE(F_, 3 * d + extra, m.experts, m.expert_hidden, m.dropout, m.top_k)
         self.head = classifier_head(F_, m.expert_hidden[-1], n_classes, m)
 
     def folded(self, A, T, mask):
         Xa = self.proj_a(A, self.audio_mean, self.audio_scale)  # standardised inside the projection
         Xt = self.proj_t(T, self.text_mean, self.text_scale)
-        if self.n_pos:
-            p = self.pos(position_features(mask, self.n_pos).to(Xa.dtype))
-            Xa, Xt = Xa + p, Xt + p
         H_a, H_t = self.enc_a(Xa, mask), self.enc_t(Xt, mask)
         h_a, alpha_a = self.pool_a(H_a, mask)
         h_t, alpha_t = self.pool_t(H_t, mask)
@@ -134,7 +134,12 @@ class HilbertModel(FoldModel):
                 parts.append(H_a * H_t)
         H_j = self.enc_j(self.fuse(torch.cat(parts, dim=-1)), mask)
         h_j, alpha_j = self.pool_j(H_j, mask)
-        y, gates = self.moe(torch.cat([h_a, h_t, h_j], dim=-1))
+        pooled = [h_a, h_t, h_j]
+        stats = (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)
+        for second_order in (self.interaction, self.pos_pool):
+            if second_order is not None:
+                pooled.append(second_order(A, T, mask, *stats))
+        y, gates = self.moe(torch.cat(pooled, dim=-1))
         return {
             "logits": self.head(y),
             "h_a": h_a, "h_t": h_t, "h_j": h_j,
