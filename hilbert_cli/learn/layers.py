@@ -224,9 +224,8 @@ class PositionPool(FoldModule):
 
     def forward(self, A, T, mask, audio_stats, text_stats):
         u = F.layer_norm(self.audio(A, *audio_stats) + self.text(T, *text_stats), (self.rank,))
-        phi = position_features(mask, self.n_freq).to(u.dtype) * mask.unsqueeze(-1).to(u.dtype)
-        pooled = torch.einsum("...sr,...sp->...rp", u, phi).flatten(-2) / mask.sum(-1, keepdim=True).clamp_min(1)
-        return F.layer_norm(pooled, (self.width,))
+        phi = position_features(mask, self.n_freq).to(u.dtype)
+        return F.layer_norm(masked_mean((u.unsqueeze(-1) * phi.unsqueeze(-2)).flatten(-2), mask), (self.width,))
 
 
 class MLP(FoldModule):
