@@ -28,9 +28,10 @@ def test_mean_shift_is_learned_by_the_transfer_baseline():
     assert auc > 0.75, auc
 
 
-def test_needle_joint_attention_and_occlusion_find_the_needles():
+@pytest.mark.parametrize("scores", ["context", "segment"])
+def test_needle_joint_attention_and_occlusion_find_the_needles(scores):
     task = make_task("needle-strong", seed=7, strength=1.5, **{**SMALL, "segments": (20, 30)})
-    auc, ex, idx = _split_fit("hilbert", task)
+    auc, ex, idx = _split_fit("hilbert", task, {"model.pool_scores": scores})
     assert auc > 0.9, auc
     uniform = np.mean([task.needles[i].mean() for i in idx])
     on_needles = np.mean([e["alpha_j"][task.needles[i]].sum() for e, i in zip(ex, idx)])

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 DA, DT, C = 12, 10, 3
 SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
 SECOND_ORDER = {"model.interaction": 4, "model.positions": 3}  # both second-order poolings on
+SEGMENT_SCORES = {"model.pool_scores": "segment"}  # attention pools score each segment's own features
 
 
 def small(name="hilbert", **over):
@@ -45,7 +46,7 @@ def test_every_configuration_forward_shapes(name):
         assert "z_j" not in out
 
 
-@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER)])
+@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER), ("hilbert", SEGMENT_SCORES)])
 def test_padding_does_not_change_a_documents_output(name, over):
     torch.manual_seed(1)
     model = build_model(small(name, **over), DA, DT, C).eval()
@@ -68,7 +69,7 @@ def test_padding_does_not_change_a_documents_output(name, over):
                 assert torch.allclose(w, v[0], atol=1e-5), k
 
 
-@pytest.mark.parametrize("over", [{}, SECOND_ORDER])
+@pytest.mark.parametrize("over", [{}, SECOND_ORDER, SEGMENT_SCORES])
 def test_fully_masked_document_is_finite(over):
     model = build_model(small(**over), DA, DT, C).eval()
     A, T, mask = pad_batch(*docs(3)[:2])
@@ -100,7 +101,8 @@ def test_gradients_finite_for_tiny_and_padded_batches(name, b):
 
 
 def test_second_order_options_are_checked():
-    for key, bad in (("model.interaction", -1), ("model.positions", 1.5), ("model.position_rank", 0)):
+    for key, bad in (("model.interaction", -1), ("model.positions", 1.5), ("model.position_rank", 0),
+                     ("model.pool_scores", "local")):
         with pytest.raises(HilbertError, match=key.split(".")[1]):
             small(**{key: bad})
     model = build_model(small(**SECOND_ORDER), DA, DT, C)
@@ -130,7 +132,8 @@ def test_moe_dense_and_top_k_gates():
     assert torch.allclose(y3[0], sum(g3[0, :, k:k + 1] * outs[k] for k in range(8)), atol=1e-6)
 
 
-@pytest.mark.parametrize("name, over", [("hilbert", {}), ("transfer-moe", {}), ("hilbert", SECOND_ORDER)])
+@pytest.mark.parametrize("name, over", [("hilbert", {}), ("transfer-moe", {}), ("hilbert", SECOND_ORDER),
+                                        ("hilbert", SEGMENT_SCORES)])
 def test_fold_model_equals_its_folds_alone(name, over):
     """A model of F folds computes, for each fold, what a one-fold model with that fold's weights computes."""
     cfg = small(name, **{"model.dropout": 0.0, **over})

@@ -24,6 +24,7 @@ from .registry import CONFIGURATIONS, PAPER_CONFIGURATIONS  # noqa: F401 (re-exp
 AUX_LOSSES = tuple(LOSSES)  # the auxiliary losses' names, in canonical order
 
 FUSIONS = ("cross", "residual", "aligned")  # the joint encoder's input (model.HilbertModel)
+POOL_SCORES = ("context", "segment")  # what the attention poolings score (model.HilbertModel)
 MI_MODES = ("balance", "maximize", "both")  # the MI term's readings (losses.mi_loss)
 CKA_LEVELS = ("document", "segment")  # where CKA is measured (losses.cka_loss / segment_cka_loss)
 LR_SCHEDULES = ("constant", "cosine")
@@ -41,6 +42,7 @@ class ModelConfig:
     top_k: Optional[int] = None  # None = dense softmax gate (paper); k = keep the k largest gates
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
     fusion: str = "residual"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
+    pool_scores: str = "context"  # attention pooling scores read: context (METHOD.md §2) or segment (README, "Method")
     positions: int = 0  # Fourier frequencies of the position pooling h_p (0 = none; README, "Method")
     position_rank: int = 4  # content detectors of the position pooling
     interaction: int = 0  # rank of the aligned audio-text interaction pooling h_x (0 = none; README, "Method")
@@ -147,6 +149,7 @@ class HilbertConfig:
             if not getattr(l, name) > 0:
                 raise ConfigError(f"loss.{name}: must be > 0, got {getattr(l, name)}.")
         _choice("model.fusion", m.fusion, FUSIONS)
+        _choice("model.pool_scores", m.pool_scores, POOL_SCORES)
         _choice("loss.mi_mode", l.mi_mode, MI_MODES)
         _choice("loss.cka_level", l.cka_level, CKA_LEVELS)
         _choice("train.lr_schedule", t.lr_schedule, LR_SCHEDULES)

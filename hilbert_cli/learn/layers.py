@@ -177,14 +177,15 @@ class EncoderLayer(FoldModule):
 
 
 class AttentionPool(FoldModule):
-    """α = softmax_s(wᵀ tanh(W H_s + b)) over valid segments, h = Σ_s α_s H_s. Returns (h, α)."""
+    """α = softmax_s(wᵀ tanh(W H_s + b)) over valid segments, h = Σ_s α_s H_s. Returns (h, α).
+    With `source` (F, B, S, d), the scores read source_s instead of H_s (model.pool_scores "segment")."""
 
     def __init__(self, folds: int, d: int):
         super().__init__()
         self.proj, self.w = Linear(folds, d, d), Linear(folds, d, 1, bias=False)
 
-    def forward(self, H, mask):
-        scores = self.w(torch.tanh(self.proj(H))).squeeze(-1).masked_fill(~mask, NEG)
+    def forward(self, H, mask, source=None):
+        scores = self.w(torch.tanh(self.proj(H if source is None else source))).squeeze(-1).masked_fill(~mask, NEG)
         alpha = torch.softmax(scores, dim=-1) * mask  # exact zeros on padding, all zeros if no segment
         return (alpha.unsqueeze(-1) * H).sum(-2), alpha
 

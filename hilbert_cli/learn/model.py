@@ -90,6 +90,9 @@ class HilbertModel(FoldModel):
     "residual" keeps each modality's own states beside what it attends to in the other,
     [LN(H_a + Z_a→t) ; LN(H_t + Z_t→a)], so the joint sequence keeps segment identity; "aligned" also
     adds the per-segment product H_a ⊙ H_t of the aligned audio and text segment (README, "Method").
+    Attention pooling scores (`model.pool_scores`): "context" is METHOD.md §2 as written, each segment scored on
+    the state it pools (after self-attention); "segment" scores it on its own projected features (Xa, Xt, and
+    Xa + Xt for the joint pool), so α says which segments' own content mattered (README, "Method").
     Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
     `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
     (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors pooled
@@ -99,7 +102,7 @@ class HilbertModel(FoldModel):
         super().__init__(folds, d_audio, d_text)
         m = config.model
         d, F_ = m.d, folds
-        self.fusion = m.fusion
+        self.fusion, self.pool_scores = m.fusion, m.pool_scores
         self.proj_a, self.proj_t = Projection(F_, d_audio, d, m.dropout), Projection(F_, d_text, d, m.dropout)
         self.enc_a = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.enc_t = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
@@ -123,8 +126,9 @@ class HilbertModel(FoldModel):
         Xa = self.proj_a(A, self.audio_mean, self.audio_scale)  # standardised inside the projection
         Xt = self.proj_t(T, self.text_mean, self.text_scale)
         H_a, H_t = self.enc_a(Xa, mask), self.enc_t(Xt, mask)
-        h_a, alpha_a = self.pool_a(H_a, mask)
-        h_t, alpha_t = self.pool_t(H_t, mask)
+        own = self.pool_scores == "segment"  # score each segment on its own features, before self-attention
+        h_a, alpha_a = self.pool_a(H_a, mask, Xa if own else None)
+        h_t, alpha_t = self.pool_t(H_t, mask, Xt if own else None)
         Z_at, Z_ta = self.cross_at(H_a, H_t, mask), self.cross_ta(H_t, H_a, mask)
         if self.fusion == "cross":
             parts = [Z_at, Z_ta]
@@ -133,7 +137,7 @@ class HilbertModel(FoldModel):
             if self.fusion == "aligned":
                 parts.append(H_a * H_t)
         H_j = self.enc_j(self.fuse(torch.cat(parts, dim=-1)), mask)
-        h_j, alpha_j = self.pool_j(H_j, mask)
+        h_j, alpha_j = self.pool_j(H_j, mask, Xa + Xt if own else None)
         pooled = [h_a, h_t, h_j]
         stats = (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)
         for second_order in (self.interaction, self.pos_pool):
