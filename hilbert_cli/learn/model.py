@@ -102,7 +102,8 @@ class HilbertModel(FoldModel):
         super().__init__(folds, d_audio, d_text)
         m = config.model
         d, F_ = m.d, folds
-        self.fusion, self.pool_scores = m.fusion, m.pool_scores
+        self.fusion = m.fusion
+        self.score_own = m.pool_scores == "segment"  # pools score each segment's own features, before self-attention
         self.proj_a, self.proj_t = Projection(F_, d_audio, d, m.dropout), Projection(F_, d_text, d, m.dropout)
         self.enc_a = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.enc_t = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
@@ -126,9 +127,8 @@ class HilbertModel(FoldModel):
         Xa = self.proj_a(A, self.audio_mean, self.audio_scale)  # standardised inside the projection
         Xt = self.proj_t(T, self.text_mean, self.text_scale)
         H_a, H_t = self.enc_a(Xa, mask), self.enc_t(Xt, mask)
-        own = self.pool_scores == "segment"  # score each segment on its own features, before self-attention
-        h_a, alpha_a = self.pool_a(H_a, mask, Xa if own else None)
-        h_t, alpha_t = self.pool_t(H_t, mask, Xt if own else None)
+        h_a, alpha_a = self.pool_a(H_a, mask, Xa if self.score_own else None)
+        h_t, alpha_t = self.pool_t(H_t, mask, Xt if self.score_own else None)
         Z_at, Z_ta = self.cross_at(H_a, H_t, mask), self.cross_ta(H_t, H_a, mask)
         if self.fusion == "cross":
             parts = [Z_at, Z_ta]
@@ -137,7 +137,7 @@ class HilbertModel(FoldModel):
             if self.fusion == "aligned":
                 parts.append(H_a * H_t)
         H_j = self.enc_j(self.fuse(torch.cat(parts, dim=-1)), mask)
-        h_j, alpha_j = self.pool_j(H_j, mask, Xa + Xt if own else None)
+        h_j, alpha_j = self.pool_j(H_j, mask, Xa + Xt if self.score_own else None)
         pooled = [h_a, h_t, h_j]
         stats = (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)
         for second_order in (self.interaction, self.pos_pool):
