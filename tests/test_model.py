@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 DA, DT, C = 12, 10, 3
 SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
 SECOND_ORDER = {"model.interaction": 4, "model.positions": 3}  # both second-order poolings on
-SEGMENT_SCORES = {"model.pool_scores": "segment"}  # attention pools score each segment's own features
+CONTEXT_SCORES = {"model.pool_scores": "context"}  # attention pools score the contextual states (METHOD.md §2; not the default)
 
 
 def small(name="hilbert", **over):
@@ -46,7 +46,7 @@ def test_every_configuration_forward_shapes(name):
         assert "z_j" not in out
 
 
-@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER), ("hilbert", SEGMENT_SCORES)])
+@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER), ("hilbert", CONTEXT_SCORES)])
 def test_padding_does_not_change_a_documents_output(name, over):
     torch.manual_seed(1)
     model = build_model(small(name, **over), DA, DT, C).eval()
@@ -69,7 +69,7 @@ def test_padding_does_not_change_a_documents_output(name, over):
                 assert torch.allclose(w, v[0], atol=1e-5), k
 
 
-@pytest.mark.parametrize("over", [{}, SECOND_ORDER, SEGMENT_SCORES])
+@pytest.mark.parametrize("over", [{}, SECOND_ORDER, CONTEXT_SCORES])
 def test_fully_masked_document_is_finite(over):
     model = build_model(small(**over), DA, DT, C).eval()
     A, T, mask = pad_batch(*docs(3)[:2])
@@ -133,7 +133,7 @@ def test_moe_dense_and_top_k_gates():
 
 
 @pytest.mark.parametrize("name, over", [("hilbert", {}), ("transfer-moe", {}), ("hilbert", SECOND_ORDER),
-                                        ("hilbert", SEGMENT_SCORES)])
+                                        ("hilbert", CONTEXT_SCORES)])
 def test_fold_model_equals_its_folds_alone(name, over):
     """A model of F folds computes, for each fold, what a one-fold model with that fold's weights computes."""
     cfg = small(name, **{"model.dropout": 0.0, **over})

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hilbert_cli.features import embed
-from hilbert_cli.learn.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from hilbert_cli.learn.checkpoint import FORMAT, checksum, load_checkpoint, read_checkpoint, save_checkpoint
 from hilbert_cli.cli import app
 from hilbert_cli.learn.config import CONFIGURATIONS, HilbertConfig, load_config
 from hilbert_cli.learn.data import load_task_data, synthetic_embeddings
@@ -122,6 +122,20 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, name):
     assert meta["backbones"]["audio"] == {"name": "whisper-tiny", "fingerprint": "fa"}
     assert HilbertConfig.from_dict(meta["config"]).to_dict() == c.to_dict()
     assert meta["input_dims"] == {"d_audio": DA, "d_text": DT, "n_classes": 2}
+
+
+def test_model_file_from_before_a_setting_loads_as_it_was_trained(tmp_path):
+    """A file written before model.pool_scores existed was trained with pool scores on the context: it must load
+    that way (and predict what it predicted), not with today's default."""
+    c = cfg("hilbert", **{"model.pool_scores": "context"})
+    path, res, A, T = _save(c, tmp_path)
+    old = torch.load(path, weights_only=True)
+    del old["config"]["model"]["pool_scores"]
+    old["checksum"] = checksum(old)
+    torch.save(old, tmp_path / "before.pt")
+    model, meta = load_checkpoint(tmp_path / "before.pt")
+    assert meta["config"]["model"]["pool_scores"] == "context" != HilbertConfig().model.pool_scores
+    assert np.array_equal(predict_proba(model, A, T), predict_proba(res.model, A, T))
 
 
 class Payload:

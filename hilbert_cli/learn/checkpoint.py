@@ -24,6 +24,9 @@ from .model import build_model
 FORMAT = "hilbert-model"
 FORMAT_VERSION = 3  # bump when the layout changes; older readers refuse newer files
 OLDEST_READABLE = 2  # files of this format version up to FORMAT_VERSION load
+# settings added after files were written, whose default is not what those files were trained with: a file whose
+# config lacks one was trained with the value given here (section -> key -> value)
+BEFORE_SETTING = {"model": {"pool_scores": "context"}}
 # 2: fold-stacked weights (leading fold axis of size 1), a checksum of weights and metadata
 # 3: "calibration" (None, or a temperature: learn/calibration.py); a version-2 file loads as uncalibrated. Written
 #    as 3 so that an older hilbert-cli refuses a calibrated model instead of silently ignoring its temperature.
@@ -144,11 +147,21 @@ def checksum(payload: dict) -> str:
     return h.hexdigest()
 
 
+def _with_settings_of_its_time(config: dict) -> dict:
+    """The file's config, with the settings it predates (BEFORE_SETTING) at the values it was trained with."""
+    config = dict(config) if isinstance(config, dict) else config
+    if isinstance(config, dict):
+        for section, values in BEFORE_SETTING.items():
+            if isinstance(config.get(section), dict):
+                config[section] = {**values, **config[section]}
+    return config
+
+
 def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dict]:
     """(model in eval mode on `device` (default: the CPU), metadata without the weights) from model.pt;
     never runs code from the file. A model trained on one device loads on any other."""
     payload = read_checkpoint(path)
-    config = HilbertConfig.from_dict(payload["config"], source=f"{path}: config")
+    config = HilbertConfig.from_dict(_with_settings_of_its_time(payload["config"]), source=f"{path}: config")
     dims = payload["input_dims"]
     model = build_model(config, dims["d_audio"], dims["d_text"], dims["n_classes"])
     try:
@@ -161,6 +174,7 @@ def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dic
 
         model = model.to(resolve_device(device))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta["config"] = config.to_dict()  # complete: settings the file predates at the values it was trained with
     meta.setdefault("calibration", None)  # format 2: no calibration
     return model, meta
 

@@ -42,7 +42,7 @@ class ModelConfig:
     top_k: Optional[int] = None  # None = dense softmax gate (paper); k = keep the k largest gates
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
     fusion: str = "residual"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
-    pool_scores: str = "context"  # attention pooling scores read: context (METHOD.md §2) or segment (README, "Method")
+    pool_scores: str = "segment"  # attention pooling scores read: segment (own features; README, "Method") or context (METHOD.md §2)
     positions: int = 0  # Fourier frequencies of the position pooling h_p (0 = none; README, "Method")
     position_rank: int = 4  # content detectors of the position pooling
     interaction: int = 0  # rank of the aligned audio-text interaction pooling h_x (0 = none; README, "Method")
@@ -66,7 +66,7 @@ class LossConfig:
 class TrainConfig:
     lr: float = 1e-3  # AdamW learning rate (README: "Defaults")
     weight_decay: float = 1e-2
-    epochs: int = 40  # epochs to train (README, "Method": the protocol)
+    epochs: int = 60  # epochs to train (README, "Method": the protocol)
     batch_size: int = 16  # small data needs optimiser steps: tens of documents give only a few per epoch
     patience: int = 20  # epochs without a better validation loss before stopping
     val_fraction: float = 0.0  # inner validation split for early stopping (0 = no split: the epochs run out, the last best training loss kept)

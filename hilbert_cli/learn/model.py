@@ -90,9 +90,10 @@ class HilbertModel(FoldModel):
     "residual" keeps each modality's own states beside what it attends to in the other,
     [LN(H_a + Z_a→t) ; LN(H_t + Z_t→a)], so the joint sequence keeps segment identity; "aligned" also
     adds the per-segment product H_a ⊙ H_t of the aligned audio and text segment (README, "Method").
-    Attention pooling scores (`model.pool_scores`): "context" is METHOD.md §2 as written, each segment scored on
-    the state it pools (after self-attention); "segment" scores it on its own projected features (Xa, Xt, and
-    Xa + Xt for the joint pool), so α says which segments' own content mattered (README, "Method").
+    Attention pooling scores (`model.pool_scores`): "segment" (the default) scores each segment on its own projected
+    features (Xa, Xt, and Xa + Xt for the joint pool) and pools the contextual states, so α says which segments'
+    own content mattered; "context" is METHOD.md §2 as written, each segment scored on the state it pools (after
+    self-attention), which can carry any segment's content (README, "Method").
     Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
     `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
     (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors pooled
