@@ -344,7 +344,7 @@ def predict_files(model_path: str | os.PathLike, paths, *, workspace: Workspace 
 # --- output files ---------------------------------------------------------------------------------
 
 def json_text(result: PredictResult) -> str:
-    """One object per file: file, label, probabilities, top_segments (start, end, text, weight), error, and
+    """One object per file: file, label, probabilities, top_segments (start, end, text, occlusion, weight), n_segments, duration, error, and
     calibrated / temperature (whether the probabilities are temperature-scaled, and T); strict JSON (a value that is not a finite number is null)."""
     return strict_json(result.to_json())
 
