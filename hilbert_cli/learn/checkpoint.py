@@ -149,12 +149,10 @@ def checksum(payload: dict) -> str:
 
 def _with_settings_of_its_time(config: dict) -> dict:
     """The file's config, with the settings it predates (BEFORE_SETTING) at the values it was trained with."""
-    config = dict(config) if isinstance(config, dict) else config
-    if isinstance(config, dict):
-        for section, values in BEFORE_SETTING.items():
-            if isinstance(config.get(section), dict):
-                config[section] = {**values, **config[section]}
-    return config
+    if not isinstance(config, dict):
+        return config  # HilbertConfig.from_dict says what is wrong with it
+    return {**config, **{section: {**values, **config[section]} for section, values in BEFORE_SETTING.items()
+                         if isinstance(config.get(section), dict)}}
 
 
 def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dict]:
