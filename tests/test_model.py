@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 DA, DT, C = 12, 10, 3
 SMALL = {"model.d": 16, "model.heads": 2, "model.d_z": 8}
 SECOND_ORDER = {"model.interaction": 4, "model.positions": 3}  # both second-order poolings on
-CONTEXT_SCORES = {"model.pool_scores": "context"}  # attention pools score the contextual states (METHOD.md §2; not the default)
+PAPER_POOLING = {"model.pool_scores": "context", "model.positions": 0}  # METHOD.md §2 as written: pools score the contextual states, no position pooling
 
 
 def small(name="hilbert", **over):
@@ -46,7 +46,7 @@ def test_every_configuration_forward_shapes(name):
         assert "z_j" not in out
 
 
-@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER), ("hilbert", CONTEXT_SCORES)])
+@pytest.mark.parametrize("name, over", [(n, {}) for n in CONFIGURATIONS] + [("hilbert", SECOND_ORDER), ("hilbert", PAPER_POOLING)])
 def test_padding_does_not_change_a_documents_output(name, over):
     torch.manual_seed(1)
     model = build_model(small(name, **over), DA, DT, C).eval()
@@ -69,7 +69,22 @@ def test_padding_does_not_change_a_documents_output(name, over):
                 assert torch.allclose(w, v[0], atol=1e-5), k
 
 
-@pytest.mark.parametrize("over", [{}, SECOND_ORDER, CONTEXT_SCORES])
+@pytest.mark.parametrize("name, over", [("hilbert", {}), ("hilbert", SECOND_ORDER), ("transfer-moe", {})])
+def test_masking_out_a_segment_is_deleting_it(name, over):
+    """Occlusion masks one segment out: the model must see the document without it, the segments after it
+    moving up one position (the position pooling counts valid segments, not array slots)."""
+    model = build_model(small(name, **over), DA, DT, C).eval()
+    A, T, _ = docs(1, seed=3)
+    a, t, k = A[0], T[0], len(A[0]) // 2
+    Ab, Tb, mask = pad_batch([a], [t])
+    mask[0, k] = False
+    with torch.no_grad():
+        masked = model(Ab, Tb, mask)["logits"]
+        deleted = model(*pad_batch([np.delete(a, k, axis=0)], [np.delete(t, k, axis=0)]))["logits"]
+    assert torch.allclose(masked, deleted, atol=1e-5)
+
+
+@pytest.mark.parametrize("over", [{}, SECOND_ORDER, PAPER_POOLING])
 def test_fully_masked_document_is_finite(over):
     model = build_model(small(**over), DA, DT, C).eval()
     A, T, mask = pad_batch(*docs(3)[:2])
@@ -133,7 +148,7 @@ def test_moe_dense_and_top_k_gates():
 
 
 @pytest.mark.parametrize("name, over", [("hilbert", {}), ("transfer-moe", {}), ("hilbert", SECOND_ORDER),
-                                        ("hilbert", CONTEXT_SCORES)])
+                                        ("hilbert", PAPER_POOLING)])
 def test_fold_model_equals_its_folds_alone(name, over):
     """A model of F folds computes, for each fold, what a one-fold model with that fold's weights computes."""
     cfg = small(name, **{"model.dropout": 0.0, **over})

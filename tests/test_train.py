@@ -125,17 +125,39 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, name):
 
 
 def test_model_file_from_before_a_setting_loads_as_it_was_trained(tmp_path):
-    """A file written before model.pool_scores existed was trained with pool scores on the context: it must load
-    that way (and predict what it predicted), not with today's default."""
-    c = cfg("hilbert", **{"model.pool_scores": "context"})
+    """A file written before model.pool_scores and model.positions existed was trained with pool scores on the
+    context and no position pooling: it must load that way (and predict what it predicted), not with today's defaults."""
+    c = cfg("hilbert", **{"model.pool_scores": "context", "model.positions": 0})
     path, res, A, T = _save(c, tmp_path)
     old = torch.load(path, weights_only=True)
-    del old["config"]["model"]["pool_scores"]
+    del old["config"]["model"]["pool_scores"], old["config"]["model"]["positions"]
     old["checksum"] = checksum(old)
     torch.save(old, tmp_path / "before.pt")
     model, meta = load_checkpoint(tmp_path / "before.pt")
     assert meta["config"]["model"]["pool_scores"] == "context" != HilbertConfig().model.pool_scores
+    assert meta["config"]["model"]["positions"] == 0 != HilbertConfig().model.positions
     assert np.array_equal(predict_proba(model, A, T), predict_proba(res.model, A, T))
+
+
+def test_model_file_with_an_earlier_position_pooling_layout_is_refused_in_one_line(tmp_path):
+    """model.positions once read the raw features (weights pos_pool.audio / pos_pool.text): such a file must say to
+    re-train, not load half its weights or print a state-dict dump."""
+    path, *_ = _save(cfg("hilbert", **{"model.positions": 2}), tmp_path)
+    old = torch.load(path, weights_only=True)
+    sd = old["state_dict"]
+    sd["pos_pool.audio.weight"], sd["pos_pool.audio.bias"] = sd.pop("pos_pool.detect.weight")[:, :DA], sd.pop("pos_pool.detect.bias")
+    old["checksum"] = checksum(old)
+    torch.save(old, tmp_path / "earlier.pt")
+    with pytest.raises(HilbertError, match="re-train it") as e:
+        load_checkpoint(tmp_path / "earlier.pt")
+    assert "\n" not in str(e.value) and "pos_pool.detect.weight" in str(e.value), str(e.value)
+    resized = torch.load(path, weights_only=True)
+    resized["state_dict"]["pos_pool.detect.weight"] = resized["state_dict"]["pos_pool.detect.weight"][:, :-1]
+    resized["checksum"] = checksum(resized)
+    torch.save(resized, tmp_path / "resized.pt")
+    with pytest.raises(HilbertError, match="re-train it") as e:
+        load_checkpoint(tmp_path / "resized.pt")
+    assert "\n" not in str(e.value) and "size mismatch" in str(e.value), str(e.value)
 
 
 class Payload:

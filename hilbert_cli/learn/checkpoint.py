@@ -26,7 +26,7 @@ FORMAT_VERSION = 3  # bump when the layout changes; older readers refuse newer f
 OLDEST_READABLE = 2  # files of this format version up to FORMAT_VERSION load
 # settings added after files were written, whose default is not what those files were trained with: a file whose
 # config lacks one was trained with the value given here (section -> key -> value)
-BEFORE_SETTING = {"model": {"pool_scores": "context"}}
+BEFORE_SETTING = {"model": {"pool_scores": "context", "positions": 0}}
 # 2: fold-stacked weights (leading fold axis of size 1), a checksum of weights and metadata
 # 3: "calibration" (None, or a temperature: learn/calibration.py); a version-2 file loads as uncalibrated. Written
 #    as 3 so that an older hilbert-cli refuses a calibrated model instead of silently ignoring its temperature.
@@ -163,9 +163,14 @@ def load_checkpoint(path: str | Path, device=None) -> tuple[torch.nn.Module, dic
     dims = payload["input_dims"]
     model = build_model(config, dims["d_audio"], dims["d_text"], dims["n_classes"])
     try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as e:
-        raise HilbertError(f"{path}: the weights do not fit the model the file describes ({str(e).splitlines()[0]}); re-train it.") from None
+        fit = model.load_state_dict(payload["state_dict"], strict=False)
+    except RuntimeError as e:  # a weight of another shape
+        raise HilbertError(f"{path}: the weights do not fit the model the file describes ({str(e).splitlines()[-1].strip()}); "
+                           f"re-train it with `hilbert train`.") from None
+    if fit.missing_keys or fit.unexpected_keys:  # a layout of another hilbert-cli release
+        names = ", ".join([f"missing {k}" for k in fit.missing_keys[:2]] + [f"unexpected {k}" for k in fit.unexpected_keys[:2]])
+        raise HilbertError(f"{path}: the weights do not fit the model the file describes ({names}; an earlier release's "
+                           f"layout); re-train it with `hilbert train`.")
     model.eval()
     if device is not None:
         from ..device import resolve_device

@@ -43,7 +43,7 @@ class ModelConfig:
     head_hidden: tuple[int, ...] = (32, 16)  # head: 32 -> 32 -> 16 -> C (paper)
     fusion: str = "residual"  # joint encoder input: cross (METHOD.md §3), residual, aligned (README, "Method")
     pool_scores: str = "segment"  # attention pooling scores read: segment (own features; README, "Method") or context (METHOD.md §2)
-    positions: int = 0  # Fourier frequencies of the position pooling h_p (0 = none; README, "Method")
+    positions: int = 4  # Fourier frequencies of the position pooling h_p (0 = none; README, "Method")
     position_rank: int = 4  # content detectors of the position pooling
     interaction: int = 0  # rank of the aligned audio-text interaction pooling h_x (0 = none; README, "Method")
 

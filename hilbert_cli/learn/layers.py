@@ -209,22 +209,23 @@ class InteractionPool(FoldModule):
 
 
 class PositionPool(FoldModule):
-    """Where in the document something is said (README, "Method": `model.positions`): u_s = LN(a_s P + t_s Q) of
-    rank r, h_p = LN(mean_s u_s ⊗ φ(s)) with φ the 2n Fourier features of the segment's relative position
-    (`position_features`). Each entry is a learned content detector weighted by a position profile, averaged
-    over the document: a linear read-out of h_p tells *when* the detected content occurs."""
+    """Where in the document something is said (README, "Method": `model.positions`): u_s = LN([x_a,s ; x_t,s] P + b)
+    of rank r read from each segment's projected audio and text (the encoders' inputs X_a, X_t), then
+    h_p = LN(mean_s u_s ⊗ φ(s)) with φ the 2n Fourier features of the segment's relative position
+    (`position_features`). Each entry is a learned content detector weighted by a position profile, averaged over
+    the document: a linear read-out of h_p tells *when* the detected content occurs."""
 
-    def __init__(self, folds: int, d_audio: int, d_text: int, rank: int, n_freq: int):
+    def __init__(self, folds: int, d: int, rank: int, n_freq: int):
         super().__init__()
         self.rank, self.n_freq = rank, n_freq
-        self.audio, self.text = Linear(folds, d_audio, rank), Linear(folds, d_text, rank, bias=False)
+        self.detect = Linear(folds, 2 * d, rank)
 
     @property
     def width(self) -> int:
         return self.rank * 2 * self.n_freq
 
-    def forward(self, A, T, mask, audio_stats, text_stats):
-        u = F.layer_norm(self.audio(A, *audio_stats) + self.text(T, *text_stats), (self.rank,))
+    def forward(self, Xa, Xt, mask):
+        u = F.layer_norm(self.detect(torch.cat([Xa, Xt], dim=-1)), (self.rank,))
         phi = position_features(mask, self.n_freq).to(u.dtype)
         return F.layer_norm(masked_mean((u.unsqueeze(-1) * phi.unsqueeze(-2)).flatten(-2), mask), (self.width,))
 
@@ -288,9 +289,11 @@ def masked_mean(X, mask):
 
 def position_features(mask: torch.Tensor, n: int) -> torch.Tensor:
     """(F, B, S, 2n) Fourier features of each segment's relative position r = s / (S_doc - 1) in its document:
-    sin(π k r), cos(π k r) for k = 1..n. Relative, because documents differ in length."""
-    length = mask.sum(-1, keepdim=True).to(torch.float32)
-    s = torch.arange(mask.shape[-1], device=mask.device, dtype=torch.float32)
+    sin(π k r), cos(π k r) for k = 1..n. Relative, because documents differ in length; s counts the valid
+    segments before it, so a masked-out segment (occlusion) is exactly a deleted one."""
+    valid = mask.to(torch.float32)
+    length = valid.sum(-1, keepdim=True)
+    s = valid.cumsum(-1) - 1.0
     r = (s / (length - 1).clamp_min(1.0)).unsqueeze(-1)  # (F, B, S, 1)
     k = torch.arange(1, n + 1, device=mask.device, dtype=torch.float32) * math.pi
     return torch.cat([torch.sin(r * k), torch.cos(r * k)], dim=-1)

@@ -96,8 +96,8 @@ class HilbertModel(FoldModel):
     self-attention), which can carry any segment's content (README, "Method").
     Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
     `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
-    (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors pooled
-    against n Fourier frequencies of the segment's relative position (layers.PositionPool)."""
+    (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors of the
+    projected segments (X_a, X_t) pooled against n Fourier frequencies of the segment's relative position (layers.PositionPool)."""
 
     def __init__(self, config: "HilbertConfig", d_audio: int, d_text: int, n_classes: int, folds: int = 1):
         super().__init__(folds, d_audio, d_text)
@@ -119,7 +119,7 @@ class HilbertModel(FoldModel):
         self.pool_j = AttentionPool(F_, d)
         self.g = MLP(F_, [d, d, m.d_z], 0.0, last_activation=False)  # shared projector
         self.interaction = InteractionPool(F_, d_audio, d_text, m.interaction) if m.interaction else None
-        self.pos_pool = PositionPool(F_, d_audio, d_text, m.position_rank, m.positions) if m.positions else None
+        self.pos_pool = PositionPool(F_, d, m.position_rank, m.positions) if m.positions else None
         extra = m.interaction + (self.pos_pool.width if self.pos_pool is not None else 0)
         self.moe = MoE(F_, 3 * d + extra, m.experts, m.expert_hidden, m.dropout, m.top_k)
         self.head = classifier_head(F_, m.expert_hidden[-1], n_classes, m)
@@ -140,10 +140,10 @@ class HilbertModel(FoldModel):
         H_j = self.enc_j(self.fuse(torch.cat(parts, dim=-1)), mask)
         h_j, alpha_j = self.pool_j(H_j, mask, Xa + Xt if self.score_own else None)
         pooled = [h_a, h_t, h_j]
-        stats = (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)
-        for second_order in (self.interaction, self.pos_pool):
-            if second_order is not None:
-                pooled.append(second_order(A, T, mask, *stats))
+        if self.interaction is not None:
+            pooled.append(self.interaction(A, T, mask, (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)))
+        if self.pos_pool is not None:
+            pooled.append(self.pos_pool(Xa, Xt, mask))
         y, gates = self.moe(torch.cat(pooled, dim=-1))
         return {
             "logits": self.head(y),
