@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from .errors import HilbertError
