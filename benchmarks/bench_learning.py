@@ -81,11 +81,13 @@ def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs:
 
     pick = lambda xs, idx: [xs[i] for i in idx]  # noqa: E731
     hits, right, ratios = [], [], []
+    proba = np.zeros((len(task.y), int(np.max(task.y)) + 1))
     for f in range(int(test_fold.max()) + 1):
         fit, test = np.flatnonzero(test_fold != f), np.flatnonzero(test_fold == f)
         clf = HilbertClassifier(name, {"train.epochs": epochs, **(overrides or {})}, device="cpu", seed=seed)
         clf.fit(pick(task.A, fit), pick(task.T, fit), np.asarray(task.y)[fit])
         ex = clf.explain(pick(task.A, test), pick(task.T, test))
+        proba[test] = [e["proba"] for e in ex]
         carry = [i for i in range(len(test)) if task.needles[test[i]].any()]
         hits += [bool(task.needles[test[i]][np.argsort(-ex[i]["occlusion"])[:3]].any()) for i in carry]
         right += [int(np.argmax(ex[i]["proba"])) == int(task.y[test[i]]) for i in carry]
@@ -95,6 +97,7 @@ def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs:
             ratios.append(float(mass / share))
     hits, right = np.asarray(hits), np.asarray(right)
     out = {"occlusion_top3": float(hits.mean()), "documents": len(hits), "accuracy": float(right.mean()),
+           "auc": macro_auc(np.asarray(task.y), proba),  # these fits' own out-of-fold predictions
            "occlusion_top3_right": float(hits[right].mean()) if right.any() else float("nan"),
            "occlusion_top3_wrong": float(hits[~right].mean()) if (~right).any() else float("nan")}
     if ratios:
