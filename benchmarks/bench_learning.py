@@ -81,7 +81,7 @@ def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs:
 
     pick = lambda xs, idx: [xs[i] for i in idx]  # noqa: E731
     hits, right, ratios = [], [], []
-    proba = np.zeros((len(task.y), int(np.max(task.y)) + 1))
+    proba = np.zeros((len(task.y), task.n_classes))
     for f in range(int(test_fold.max()) + 1):
         fit, test = np.flatnonzero(test_fold != f), np.flatnonzero(test_fold == f)
         clf = HilbertClassifier(name, {"train.epochs": epochs, **(overrides or {})}, device="cpu", seed=seed)
