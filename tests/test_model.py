@@ -195,3 +195,30 @@ def test_label_order_numeric_then_alphabetic():
     assert label_order(["10", "2", "1", "2"]) == ["1", "2", "10"]
     assert label_order(["mild", "control", "severe"]) == ["control", "mild", "severe"]
     assert label_order(["1", "a"]) == ["1", "a"]
+
+
+def test_position_pooling_says_where_each_detector_looks():
+    """h_p holds, per detector, the position features of the segments it picks: a segment a detector picks sharply
+    sets them; deleting another segment moves them only by the shift of relative positions, deleting it moves them
+    far (so the pooling does not blur occlusion's ranking)."""
+    from hilbert_cli.learn.layers import PositionPool, position_features
+
+    d, S, n = 8, 11, 3
+    pool = PositionPool(1, d, rank=1, n_freq=n)
+    with torch.no_grad():
+        pool.focus.weight.zero_()
+        pool.focus.weight[0, 0, 0] = 1.0  # the detector reads audio dimension 0
+        pool.focus.bias.zero_()
+    X = torch.zeros(1, 1, S, d)
+    X[0, 0, 8, 0] = 30.0  # segment 8 of 11 carries what it detects
+    mask = torch.ones(1, 1, S, dtype=torch.bool)
+
+    def h(m):
+        return pool(X, torch.zeros_like(X), m)[0, 0]
+
+    assert torch.allclose(h(mask), position_features(mask, n)[0, 0, 8], atol=1e-4)
+    picked, other = mask.clone(), mask.clone()
+    picked[0, 0, 8], other[0, 0, 2] = False, False
+    assert (h(other) - h(mask)).norm() < 0.5 * (h(picked) - h(mask)).norm()
+    assert torch.allclose(h(other), position_features(other, n)[0, 0, 8], atol=1e-4)  # 7 of 10 now
+    assert (h(picked) - position_features(picked, n)[0, 0][picked[0, 0]].mean(0)).norm() < 1e-4  # none picked: the average

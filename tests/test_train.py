@@ -140,19 +140,26 @@ def test_model_file_from_before_a_setting_loads_as_it_was_trained(tmp_path):
 
 
 def test_model_file_with_an_earlier_position_pooling_layout_is_refused_in_one_line(tmp_path):
-    """model.positions once read the raw features (weights pos_pool.audio / pos_pool.text): such a file must say to
-    re-train, not load half its weights or print a state-dict dump."""
+    """model.positions once read the raw features (weights pos_pool.audio / pos_pool.text), then pooled
+    LayerNormed detectors (pos_pool.detect), each computing something else from its weights: such a file must say
+    to re-train, not load half its weights, run them in the wrong formula or print a state-dict dump."""
     path, *_ = _save(cfg("hilbert", **{"model.positions": 2}), tmp_path)
-    old = torch.load(path, weights_only=True)
-    sd = old["state_dict"]
-    sd["pos_pool.audio.weight"], sd["pos_pool.audio.bias"] = sd.pop("pos_pool.detect.weight")[:, :DA], sd.pop("pos_pool.detect.bias")
-    old["checksum"] = checksum(old)
-    torch.save(old, tmp_path / "earlier.pt")
-    with pytest.raises(HilbertError, match="re-train it") as e:
-        load_checkpoint(tmp_path / "earlier.pt")
-    assert "\n" not in str(e.value) and "pos_pool.detect.weight" in str(e.value), str(e.value)
+    earlier = {
+        "raw": lambda sd: {"pos_pool.audio.weight": sd.pop("pos_pool.focus.weight")[:, :DA],
+                           "pos_pool.audio.bias": sd.pop("pos_pool.focus.bias")},
+        "layernormed": lambda sd: {"pos_pool.detect.weight": sd.pop("pos_pool.focus.weight"),
+                                   "pos_pool.detect.bias": sd.pop("pos_pool.focus.bias")},
+    }
+    for name, rename in earlier.items():
+        old = torch.load(path, weights_only=True)
+        old["state_dict"].update(rename(old["state_dict"]))
+        old["checksum"] = checksum(old)
+        torch.save(old, tmp_path / f"{name}.pt")
+        with pytest.raises(HilbertError, match="re-train it") as e:
+            load_checkpoint(tmp_path / f"{name}.pt")
+        assert "\n" not in str(e.value) and "pos_pool.focus.weight" in str(e.value), (name, str(e.value))
     resized = torch.load(path, weights_only=True)
-    resized["state_dict"]["pos_pool.detect.weight"] = resized["state_dict"]["pos_pool.detect.weight"][:, :-1]
+    resized["state_dict"]["pos_pool.focus.weight"] = resized["state_dict"]["pos_pool.focus.weight"][:, :-1]
     resized["checksum"] = checksum(resized)
     torch.save(resized, tmp_path / "resized.pt")
     with pytest.raises(HilbertError, match="re-train it") as e:

@@ -209,25 +209,27 @@ class InteractionPool(FoldModule):
 
 
 class PositionPool(FoldModule):
-    """Where in the document something is said (README, "Method": `model.positions`): u_s = LN([x_a,s ; x_t,s] P + b)
-    of rank r read from each segment's projected audio and text (the encoders' inputs X_a, X_t), then
-    h_p = LN(mean_s u_s ⊗ φ(s)) with φ the 2n Fourier features of the segment's relative position
-    (`position_features`). Each entry is a learned content detector weighted by a position profile, averaged over
-    the document: a linear read-out of h_p tells *when* the detected content occurs."""
+    """Where in the document something is said (README, "Method": `model.positions`): r learned content detectors
+    read each segment's projected audio and text (the encoders' inputs X_a, X_t); detector k weighs the document's
+    segments by a softmax of its score, β_k,s = softmax_s([x_a,s ; x_t,s] p_k + b_k), and h_p = [Σ_s β_k,s φ(s)]_k
+    is where each detector's content sits, φ the 2n Fourier features of the segment's relative position
+    (`position_features`). A linear read-out of h_p tells *when* the detected content occurs; a segment a detector
+    does not pick moves h_p little, so the pooling does not blur occlusion's ranking of segments."""
 
     def __init__(self, folds: int, d: int, rank: int, n_freq: int):
         super().__init__()
         self.rank, self.n_freq = rank, n_freq
-        self.detect = Linear(folds, 2 * d, rank)
+        self.focus = Linear(folds, 2 * d, rank)
 
     @property
     def width(self) -> int:
         return self.rank * 2 * self.n_freq
 
     def forward(self, Xa, Xt, mask):
-        u = F.layer_norm(self.detect(torch.cat([Xa, Xt], dim=-1)), (self.rank,))
-        phi = position_features(mask, self.n_freq).to(u.dtype)
-        return F.layer_norm(masked_mean((u.unsqueeze(-1) * phi.unsqueeze(-2)).flatten(-2), mask), (self.width,))
+        scores = self.focus(torch.cat([Xa, Xt], dim=-1)).masked_fill(~mask.unsqueeze(-1), NEG)
+        beta = torch.softmax(scores, dim=-2) * mask.unsqueeze(-1)  # (F, B, S, r); all zeros if no segment
+        phi = position_features(mask, self.n_freq).to(beta.dtype)
+        return torch.einsum("...sr,...sp->...rp", beta, phi).flatten(-2)
 
 
 class MLP(FoldModule):
