@@ -96,8 +96,9 @@ class HilbertModel(FoldModel):
     self-attention), which can carry any segment's content (README, "Method").
     Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
     `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
-    (layers.InteractionPool); `model.positions` n > 0 adds h_p, rank-`position_rank` content detectors of the
-    projected segments (X_a, X_t) pooled against n Fourier frequencies of the segment's relative position (layers.PositionPool)."""
+    (layers.InteractionPool); `model.positions` n > 0 adds h_p: `position_rank` content detectors of the
+    projected segments (X_a, X_t), each a softmax over the document's segments, pooling n Fourier frequencies of
+    the segments' relative positions: where each detector's content sits (layers.PositionPool)."""
 
     def __init__(self, config: "HilbertConfig", d_audio: int, d_text: int, n_classes: int, folds: int = 1):
         super().__init__(folds, d_audio, d_text)
