@@ -4,6 +4,9 @@ For every task and seed: build the task, make 5-fold stratified CV folds
 (StratifiedKFold(shuffle=True, random_state=seed)), and score on those same folds
   LR(mean)      StandardScaler + LogisticRegression on [mean(A); mean(T)]
   LR(mean+max)  the same on [mean(A); max(A); mean(T); max(T)]
+  LR(products)  the same on each document's mean of its segments' audio x text products, after PCA of
+                each modality to PRODUCT_PCA components (fitted on the training fold's segments): the
+                bilinear pooling a logistic regression needs for the agreement task
   oracle        StandardScaler + LogisticRegression (C = 1) on features that use the planted
                 mechanism (tasks.oracle_features: its directions and marked segments); a reference
                 for what is learnable, not a method
@@ -47,6 +50,7 @@ from hilbert_cli.evaluation.tasks import MECHANISMS, make_task, oracle_features,
 
 PAPER_CONFIGS = ("transfer", "transfer-moe", "contrastive-moe", "hilbert")
 LR_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+PRODUCT_PCA = 16  # components per modality of LR(products): 16 x 16 = 256 product features
 QUICK = {"n_docs": 120, "d_audio": 64, "d_text": 64, "segments": (10, 20)}  # --quick task sizes
 QUICK_EPOCHS = 5
 
@@ -110,20 +114,43 @@ def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs:
 
 def logistic_oof(X: np.ndarray, y: np.ndarray, test_fold: np.ndarray, seed: int, C: float | None) -> np.ndarray:
     """Out-of-fold probabilities of StandardScaler + LogisticRegression; C = None: nested CV over LR_C_GRID."""
-    n_classes = int(y.max()) + 1
-    out = np.zeros((len(y), n_classes))
+    out = np.zeros((len(y), int(y.max()) + 1))
     for f in range(int(test_fold.max()) + 1):
         train, test = test_fold != f, test_fold == f
-        pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=2000))
-        if C is None:
-            inner = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-            pipe = GridSearchCV(pipe, {"logisticregression__C": list(LR_C_GRID)}, cv=inner, scoring="neg_log_loss")
-        # one BLAS thread: these fits are small, and on a busy 2-core machine more threads thrash (7x slower)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")  # convergence / small-class warnings of the inner folds
-            pipe.fit(X[train], y[train])
-        proba = pipe.predict_proba(X[test])
-        out[np.ix_(test, pipe.classes_)] = proba
+        out[test] = logistic_fit_predict(X[train], y[train], X[test], int(y.max()) + 1, seed, C)
+    return out
+
+
+def logistic_fit_predict(X_fit, y_fit, X_test, n_classes: int, seed: int, C: float | None) -> np.ndarray:
+    """(len(X_test), n_classes) probabilities of StandardScaler + LogisticRegression fitted on (X_fit, y_fit)."""
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 if C is None else C, max_iter=2000))
+    if C is None:
+        inner = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+        pipe = GridSearchCV(pipe, {"logisticregression__C": list(LR_C_GRID)}, cv=inner, scoring="neg_log_loss")
+    # one BLAS thread: these fits are small, and on a busy 2-core machine more threads thrash (7x slower)
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")  # convergence / small-class warnings of the inner folds
+        pipe.fit(X_fit, y_fit)
+    out = np.zeros((len(X_test), n_classes))
+    out[:, pipe.classes_] = pipe.predict_proba(X_test)
+    return out
+
+
+def products_oof(task, test_fold: np.ndarray, seed: int, C: float | None, k: int = PRODUCT_PCA) -> np.ndarray:
+    """LR(products): out-of-fold probabilities of logistic_oof's pipeline on mean_s(a_s (x) t_s), where a_s, t_s
+    are segment s's audio and text after a PCA to k components fitted on the training fold's segments only."""
+    from sklearn.decomposition import PCA
+
+    out = np.zeros((len(task.y), task.n_classes))
+    for f in range(int(test_fold.max()) + 1):
+        train = np.flatnonzero(test_fold != f)
+        with threadpool_limits(1):
+            pa = PCA(k, random_state=seed).fit(np.concatenate([task.A[i] for i in train]))
+            pt = PCA(k, random_state=seed).fit(np.concatenate([task.T[i] for i in train]))
+            X = np.stack([np.einsum("sk,sl->kl", pa.transform(a), pt.transform(t)).ravel() / len(a)
+                          for a, t in zip(task.A, task.T)])
+        test = test_fold == f
+        out[test] = logistic_fit_predict(X[~test], task.y[~test], X[test], task.n_classes, seed, C)
     return out
 
 
@@ -167,6 +194,7 @@ def run_task(task_name: str, seed: int, args, configs: list[str], overrides: dic
     C = None if args.lr_c == "cv" else float(args.lr_c)
     record("LR(mean)", lambda: logistic_oof(pooled_features(task, "mean"), task.y, test_fold, seed, C))
     record("LR(mean+max)", lambda: logistic_oof(pooled_features(task, "mean+max"), task.y, test_fold, seed, C))
+    record("LR(products)", lambda: products_oof(task, test_fold, seed, C))
     if not args.no_oracle:
         record("oracle", lambda: logistic_oof(oracle_features(task), task.y, test_fold, seed, 1.0))
     for name in configs:
@@ -277,7 +305,7 @@ def main(argv=None):
     for t in tasks:
         for s in seeds:
             rows += run_task(t, s, args, configs, overrides)
-    methods = ["LR(mean)", "LR(mean+max)"] + ([] if args.no_oracle else ["oracle"]) + configs
+    methods = ["LR(mean)", "LR(mean+max)", "LR(products)"] + ([] if args.no_oracle else ["oracle"]) + configs
     summary = summarise(rows, tasks, methods)
     print_tables(summary, tasks, methods, len(seeds))
     if args.json:

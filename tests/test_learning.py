@@ -50,7 +50,7 @@ def test_order_needs_segment_positions():
 def test_agreement_needs_the_interaction_pooling():
     """The label lies only in whether a segment's audio and text directions agree: the rank-r interaction
     pooling (model.interaction) learns it, the same model without it does not."""
-    task = make_task("agreement", seed=11, strength=3.0, n_docs=240, d_audio=32, d_text=32, segments=(12, 16))
+    task = make_task("agreement", seed=11, strength=1.5, n_docs=240, d_audio=32, d_text=32, segments=(12, 16))
     y = np.asarray(task.y)
     fit, test = np.arange(len(y)) < 160, np.arange(len(y)) >= 160
     pick = lambda xs, m: [xs[i] for i in np.flatnonzero(m)]  # noqa: E731

@@ -121,6 +121,13 @@ def test_agreement_lives_only_in_the_interaction():
         p1 = np.concatenate([v for v, c in zip(p, t.y) if c != 0])
         assert abs(p0.std() / p1.std() - 1) < 0.08 and abs(np.mean(np.abs(p0)) / np.mean(np.abs(p1)) - 1) < 0.08
     assert cv_auc(oracle_features(t), t.y) > 0.8
+    # learnable without knowing the planted directions: a logistic regression on each document's mean of its
+    # segments' audio x text products (after PCA; benchmarks/bench_learning.py's LR(products))
+    from sklearn.decomposition import PCA
+
+    pa, pt = (PCA(16, random_state=0).fit(np.concatenate(docs)) for docs in (t.A, t.T))
+    products = np.stack([np.einsum("sk,sl->kl", pa.transform(a), pt.transform(b)).ravel() / len(a) for a, b in zip(t.A, t.T)])
+    assert cv_auc(products, t.y, C=0.1) > 0.85
 
 
 def test_order_needs_position():

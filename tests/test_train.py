@@ -167,6 +167,24 @@ def test_model_file_with_an_earlier_position_pooling_layout_is_refused_in_one_li
     assert "\n" not in str(e.value) and "size mismatch" in str(e.value), str(e.value)
 
 
+def test_model_file_with_the_earlier_interaction_pooling_is_refused_in_one_line(tmp_path):
+    """model.interaction once read the raw features (weights interaction.audio / interaction.text, (F, d_in, r));
+    it now reads the projected segments (interaction.u / interaction.v, (F, d, r)): such a file must say to
+    re-train, whatever its feature widths."""
+    path, *_ = _save(cfg("hilbert", **{"model.interaction": 3}), tmp_path)
+    old = torch.load(path, weights_only=True)
+    sd = old["state_dict"]
+    for new, was, width in (("u", "audio", DA), ("v", "text", DT)):
+        sd[f"interaction.{was}.weight"] = torch.zeros(1, width, 3)
+        sd[f"interaction.{was}.bias"] = sd.pop(f"interaction.{new}.bias")
+        del sd[f"interaction.{new}.weight"]
+    old["checksum"] = checksum(old)
+    torch.save(old, tmp_path / "earlier.pt")
+    with pytest.raises(HilbertError, match="re-train it") as e:
+        load_checkpoint(tmp_path / "earlier.pt")
+    assert "\n" not in str(e.value) and "interaction." in str(e.value), str(e.value)
+
+
 class Payload:
     """Unpickling this would create the marker file: the attack a model file must not enable."""
 

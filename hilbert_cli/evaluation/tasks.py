@@ -72,7 +72,7 @@ NEEDLE_COUNT = (2, 4)  # needle segments per document, inclusive, independent of
 NEEDLE_AMP = 6.0  # needle segment: + amp * class direction, in audio and in text
 NEEDLE_STRONG_AMP = 7.0  # the same for needle-strong and small-n
 AGREE_ACTIVE = 0.5  # share of segments that carry one (random) agreement pair
-AGREE_AMP = 3.0  # amplitude of the signed directions u_j (audio) and v_j (text) on an active segment
+AGREE_AMP = 6.0  # amplitude of the signed directions u_j (audio) and v_j (text) on an active segment (README: 3.0 was unlearnable)
 AGREE_P = 0.8  # P(the class's pattern holds) on an active segment
 # per class, per pair j: +1 = the audio and text signs of pair j tend to agree, -1 = tend to disagree
 AGREE_PATTERNS = ((+1, +1), (+1, -1), (-1, +1), (-1, -1))

@@ -192,19 +192,20 @@ class AttentionPool(FoldModule):
 
 class InteractionPool(FoldModule):
     """Second-order pooling of the aligned audio and text segments (README, "Method": `model.interaction`):
-    u_s = LN(a_s P), v_s = LN(t_s Q) of rank r, h_x = LN(mean_s u_s ⊙ v_s). Each channel is a learned bilinear
-    form aᵀ(p_k q_kᵀ)t of the *same* segment's audio and text, averaged over the document: what neither a
-    pooled modality nor attention across segments can express (the suite's agreement task). Inputs are the raw
-    features with each fold's standardisation applied inside the linear maps, as in `Projection`."""
+    u_s = LN(x_a,s P), v_s = LN(x_t,s Q) of rank r, h_x = LN(mean_s u_s ⊙ v_s). Each channel is a learned bilinear
+    form x_aᵀ(p_k q_kᵀ)x_t of the *same* segment's projected audio and text (X_a, X_t, the encoders' inputs), averaged
+    over the document: what neither a pooled modality nor attention across segments can express (the suite's
+    agreement task). Reading the projected segments rather than the raw features shares the input projections with
+    the rest of the model: far fewer weights to fit on a few hundred documents."""
 
-    def __init__(self, folds: int, d_audio: int, d_text: int, rank: int):
+    def __init__(self, folds: int, d: int, rank: int):
         super().__init__()
         self.rank = rank
-        self.audio, self.text = Linear(folds, d_audio, rank), Linear(folds, d_text, rank)
+        self.u, self.v = Linear(folds, d, rank), Linear(folds, d, rank)  # (named apart from the raw-feature maps of old files)
 
-    def forward(self, A, T, mask, audio_stats, text_stats):
-        u = F.layer_norm(self.audio(A, *audio_stats), (self.rank,))
-        v = F.layer_norm(self.text(T, *text_stats), (self.rank,))
+    def forward(self, Xa, Xt, mask):
+        u = F.layer_norm(self.u(Xa), (self.rank,))
+        v = F.layer_norm(self.v(Xt), (self.rank,))
         return F.layer_norm(masked_mean(u * v, mask), (self.rank,))
 
 

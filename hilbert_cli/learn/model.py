@@ -95,8 +95,8 @@ class HilbertModel(FoldModel):
     own content mattered; "context" is METHOD.md §2 as written, each segment scored on the state it pools (after
     self-attention), which can carry any segment's content (README, "Method").
     Second-order poolings, each appended to the MoE's input [h_a; h_t; h_j; ...] when switched on:
-    `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned audio and text
-    (layers.InteractionPool); `model.positions` n > 0 adds h_p: `position_rank` content detectors of the
+    `model.interaction` r > 0 adds h_x, the rank-r pooled product of each segment's aligned projected audio and text
+    (X_a, X_t; layers.InteractionPool); `model.positions` n > 0 adds h_p: `position_rank` content detectors of the
     projected segments (X_a, X_t), each a softmax over the document's segments, pooling n Fourier frequencies of
     the segments' relative positions: where each detector's content sits (layers.PositionPool)."""
 
@@ -119,7 +119,7 @@ class HilbertModel(FoldModel):
         self.enc_j = EncoderLayer(F_, d, m.heads, m.ff_mult, m.dropout)
         self.pool_j = AttentionPool(F_, d)
         self.g = MLP(F_, [d, d, m.d_z], 0.0, last_activation=False)  # shared projector
-        self.interaction = InteractionPool(F_, d_audio, d_text, m.interaction) if m.interaction else None
+        self.interaction = InteractionPool(F_, d, m.interaction) if m.interaction else None
         self.pos_pool = PositionPool(F_, d, m.position_rank, m.positions) if m.positions else None
         extra = m.interaction + (self.pos_pool.width if self.pos_pool is not None else 0)
         self.moe = MoE(F_, 3 * d + extra, m.experts, m.expert_hidden, m.dropout, m.top_k)
@@ -142,7 +142,7 @@ class HilbertModel(FoldModel):
         h_j, alpha_j = self.pool_j(H_j, mask, Xa + Xt if self.score_own else None)
         pooled = [h_a, h_t, h_j]
         if self.interaction is not None:
-            pooled.append(self.interaction(A, T, mask, (self.audio_mean, self.audio_scale), (self.text_mean, self.text_scale)))
+            pooled.append(self.interaction(Xa, Xt, mask))
         if self.pos_pool is not None:
             pooled.append(self.pos_pool(Xa, Xt, mask))
         y, gates = self.moe(torch.cat(pooled, dim=-1))
