@@ -46,7 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from hilbert_cli.evaluation.tasks import MECHANISMS, make_task, oracle_features, pooled_features
+from hilbert_cli.evaluation.tasks import MECHANISMS, make_task, oracle_features, pooled_features, product_features
 
 PAPER_CONFIGS = ("transfer", "transfer-moe", "contrastive-moe", "hilbert")
 LR_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -114,10 +114,11 @@ def explanation_check(name: str, task, test_fold: np.ndarray, seed: int, epochs:
 
 def logistic_oof(X: np.ndarray, y: np.ndarray, test_fold: np.ndarray, seed: int, C: float | None) -> np.ndarray:
     """Out-of-fold probabilities of StandardScaler + LogisticRegression; C = None: nested CV over LR_C_GRID."""
-    out = np.zeros((len(y), int(y.max()) + 1))
+    n_classes = int(y.max()) + 1
+    out = np.zeros((len(y), n_classes))
     for f in range(int(test_fold.max()) + 1):
         train, test = test_fold != f, test_fold == f
-        out[test] = logistic_fit_predict(X[train], y[train], X[test], int(y.max()) + 1, seed, C)
+        out[test] = logistic_fit_predict(X[train], y[train], X[test], n_classes, seed, C)
     return out
 
 
@@ -137,19 +138,13 @@ def logistic_fit_predict(X_fit, y_fit, X_test, n_classes: int, seed: int, C: flo
 
 
 def products_oof(task, test_fold: np.ndarray, seed: int, C: float | None, k: int = PRODUCT_PCA) -> np.ndarray:
-    """LR(products): out-of-fold probabilities of logistic_oof's pipeline on mean_s(a_s (x) t_s), where a_s, t_s
-    are segment s's audio and text after a PCA to k components fitted on the training fold's segments only."""
-    from sklearn.decomposition import PCA
-
+    """LR(products): out-of-fold probabilities of logistic_oof's pipeline on tasks.product_features, its PCA fitted
+    on the training fold's segments only."""
     out = np.zeros((len(task.y), task.n_classes))
     for f in range(int(test_fold.max()) + 1):
-        train = np.flatnonzero(test_fold != f)
-        with threadpool_limits(1):
-            pa = PCA(k, random_state=seed).fit(np.concatenate([task.A[i] for i in train]))
-            pt = PCA(k, random_state=seed).fit(np.concatenate([task.T[i] for i in train]))
-            X = np.stack([np.einsum("sk,sl->kl", pa.transform(a), pt.transform(t)).ravel() / len(a)
-                          for a, t in zip(task.A, task.T)])
         test = test_fold == f
+        with threadpool_limits(1):
+            X = product_features(task, k, fit=np.flatnonzero(~test), seed=seed)
         out[test] = logistic_fit_predict(X[~test], task.y[~test], X[test], task.n_classes, seed, C)
     return out
 

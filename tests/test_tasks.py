@@ -11,7 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hilbert_cli.evaluation import tasks
-from hilbert_cli.evaluation.tasks import MECHANISMS, SuiteTask, make_task, oracle_features, pooled_features
+from hilbert_cli.evaluation.tasks import (MECHANISMS, SuiteTask, make_task, oracle_features, pooled_features,
+                                         product_features)
 
 SMALL = {"n_docs": 120, "d_audio": 64, "d_text": 64}
 
@@ -123,11 +124,7 @@ def test_agreement_lives_only_in_the_interaction():
     assert cv_auc(oracle_features(t), t.y) > 0.8
     # learnable without knowing the planted directions: a logistic regression on each document's mean of its
     # segments' audio x text products (after PCA; benchmarks/bench_learning.py's LR(products))
-    from sklearn.decomposition import PCA
-
-    pa, pt = (PCA(16, random_state=0).fit(np.concatenate(docs)) for docs in (t.A, t.T))
-    products = np.stack([np.einsum("sk,sl->kl", pa.transform(a), pt.transform(b)).ravel() / len(a) for a, b in zip(t.A, t.T)])
-    assert cv_auc(products, t.y, C=0.1) > 0.85
+    assert cv_auc(product_features(t, 16), t.y, C=0.1) > 0.85
 
 
 def test_order_needs_position():

@@ -275,6 +275,20 @@ def pooled_features(task: SuiteTask, how: str = "mean", modalities: tuple[str, .
     return np.concatenate(parts, axis=1)
 
 
+def product_features(task: SuiteTask, k: int = 16, fit: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Document features for a bilinear read-out without the planted directions: each document's mean of its
+    segments' audio x text outer products, a_s t_sᵀ (k x k, flattened), after a PCA of each modality to k
+    components fitted on the segments of the documents `fit` (default: all; pass the training fold's).
+    The outside reference for the agreement task (benchmarks/bench_learning.py's LR(products))."""
+    from sklearn.decomposition import PCA  # scikit-learn is a dependency; the generator above needs only numpy
+
+    idx = np.arange(task.n_docs) if fit is None else np.asarray(fit)
+    pa = PCA(k, random_state=seed).fit(np.concatenate([task.A[i] for i in idx]))
+    pt = PCA(k, random_state=seed).fit(np.concatenate([task.T[i] for i in idx]))
+    return np.stack([np.einsum("sk,sl->kl", pa.transform(a), pt.transform(t)).ravel() / len(a)
+                     for a, t in zip(task.A, task.T)])
+
+
 def oracle_features(task: SuiteTask) -> np.ndarray:
     """Document features that use the planted mechanism (its directions and marked segments).
 
